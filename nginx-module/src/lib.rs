@@ -1,0 +1,1 @@
+pub use ferrocorn_protocol as _p;

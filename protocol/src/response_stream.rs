@@ -1,0 +1,379 @@
+//! The module's side of a response: the head frame, then a body stream
+//! parsed incrementally from whatever bytes nginx happened to read.
+//!
+//! [`parse_head`] looks at the start of nginx's header buffer. After it,
+//! [`BodyParser`] walks the rest of the stream, yielding ranges of body
+//! data *in the caller's buffer* (nginx links them as buffers, no copy) and
+//! finally `End` or an `Error`. Splits may fall anywhere, including inside
+//! a length prefix or a varint; the parser keeps those few bytes itself.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::body::{BodyKind, MAX_PREFIX_LEN};
+use crate::frame::{self, check_len, FrameError, FRAME_HEADER_LEN};
+use crate::pb::{self, frame::Kind};
+
+/// What the first frame of a response was.
+#[derive(Debug, PartialEq)]
+pub enum HeadOutcome {
+    Head(pb::ResponseHead),
+    /// The worker failed before it had a status (e.g. version mismatch).
+    Error(pb::Error),
+}
+
+/// Parses the head frame at the start of `buf`. `Ok(None)`: need more bytes.
+/// On success returns the frame's total length, so the caller can advance.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, HeadOutcome)>, FrameError> {
+    let Some(total) = frame::check(buf)? else {
+        return Ok(None);
+    };
+    let payload = &buf[FRAME_HEADER_LEN..total];
+    let frame = pb::Frame::decode(payload).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let outcome = match frame.kind {
+        Some(Kind::ResponseHead(head)) => HeadOutcome::Head(head),
+        Some(Kind::Error(err)) => HeadOutcome::Error(err),
+        Some(other) => return Err(unexpected(&other, "response_head")),
+        None => return Err(FrameError::Malformed("no frame member set".into())),
+    };
+    Ok(Some((total, outcome)))
+}
+
+fn kind_name(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::RequestHead(_) => "request_head",
+        Kind::RequestBody(_) => "request_body",
+        Kind::RequestEnd(_) => "request_end",
+        Kind::ResponseHead(_) => "response_head",
+        Kind::ResponseBody(_) => "response_body",
+        Kind::ResponseEnd(_) => "response_end",
+        Kind::Error(_) => "error",
+    }
+}
+
+fn unexpected(kind: &Kind, wanted: &str) -> FrameError {
+    FrameError::Malformed(format!(
+        "{} frame where {wanted} was expected",
+        kind_name(kind)
+    ))
+}
+
+/// One step of the body stream.
+#[derive(Debug, PartialEq)]
+pub enum BodyStep {
+    /// Body bytes at this range of the input slice.
+    Data(Range<usize>),
+    /// `response_end`: the response is complete and the connection idle.
+    End,
+    /// The worker sent an `error` frame mid-response.
+    WorkerError(pb::Error),
+    /// The input is exhausted; feed more.
+    NeedMore,
+}
+
+/// Largest non-body frame accepted mid-stream (an `error` message).
+const MAX_CONTROL_FRAME: usize = 64 * 1024;
+
+#[derive(Debug)]
+enum State {
+    /// Collecting a frame's length, key and (for body frames) size varint.
+    Prefix {
+        bytes: [u8; MAX_PREFIX_LEN],
+        have: usize,
+    },
+    /// Inside a body frame's data.
+    Data { remaining: usize },
+    /// Collecting a whole control frame (`response_end` / `error`).
+    Control { frame: Vec<u8>, len: usize },
+    /// After `response_end`.
+    Done,
+}
+
+/// Incremental parser of `response_body* (response_end | error)`.
+#[derive(Debug)]
+pub struct BodyParser {
+    state: State,
+}
+
+impl Default for BodyParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BodyParser {
+    pub fn new() -> Self {
+        BodyParser {
+            state: State::Prefix {
+                bytes: [0; MAX_PREFIX_LEN],
+                have: 0,
+            },
+        }
+    }
+
+    /// True once `response_end` was seen.
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Parses from `input[pos..]`. Returns the new position and what was
+    /// found. Call again from the returned position until `NeedMore`,
+    /// `End` or an error. Data after `End` is the caller's to reject.
+    pub fn step(&mut self, input: &[u8], mut pos: usize) -> Result<(usize, BodyStep), FrameError> {
+        loop {
+            match &mut self.state {
+                State::Done => return Ok((pos, BodyStep::End)),
+                State::Data { remaining } => {
+                    if pos == input.len() {
+                        return Ok((pos, BodyStep::NeedMore));
+                    }
+                    let take = (*remaining).min(input.len() - pos);
+                    *remaining -= take;
+                    if *remaining == 0 {
+                        self.state = Self::new().state;
+                    }
+                    return Ok((pos + take, BodyStep::Data(pos..pos + take)));
+                }
+                State::Control { frame, len } => {
+                    let want = *len - frame.len();
+                    let take = want.min(input.len() - pos);
+                    frame.extend_from_slice(&input[pos..pos + take]);
+                    pos += take;
+                    if frame.len() < *len {
+                        return Ok((pos, BodyStep::NeedMore));
+                    }
+                    let decoded = pb::Frame::decode(Bytes::from(std::mem::take(frame)))
+                        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+                    return match decoded.kind {
+                        Some(Kind::ResponseEnd(_)) => {
+                            self.state = State::Done;
+                            Ok((pos, BodyStep::End))
+                        }
+                        Some(Kind::Error(err)) => Ok((pos, BodyStep::WorkerError(err))),
+                        Some(other) => Err(unexpected(&other, "response_body or response_end")),
+                        None => Err(FrameError::Malformed("no frame member set".into())),
+                    };
+                }
+                State::Prefix { bytes, have } => {
+                    if pos == input.len() {
+                        return Ok((pos, BodyStep::NeedMore));
+                    }
+                    bytes[*have] = input[pos];
+                    *have += 1;
+                    pos += 1;
+                    if let Some(next) = Self::prefix_complete(&bytes[..*have])? {
+                        self.state = next;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides, from the prefix bytes collected so far, which state follows;
+    /// `Ok(None)` while more prefix bytes are needed.
+    fn prefix_complete(p: &[u8]) -> Result<Option<State>, FrameError> {
+        if p.len() <= FRAME_HEADER_LEN {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes(p[..4].try_into().expect("4 bytes")) as usize;
+        check_len(len)?;
+        let key = p[4];
+        if key != BodyKind::Response.key() {
+            if len > MAX_CONTROL_FRAME {
+                return Err(FrameError::Malformed(format!(
+                    "control frame of {len} bytes (key {key:#x}) mid-body"
+                )));
+            }
+            let mut frame = Vec::with_capacity(len);
+            frame.push(key);
+            return Ok(Some(if len == 1 {
+                // A lone key byte cannot be a complete message; let decode say so.
+                State::Control { frame, len: 2 }
+            } else {
+                State::Control { frame, len }
+            }));
+        }
+        // Body frame: varint follows the key.
+        let varint = &p[5..];
+        let Some(last) = varint.last() else {
+            return Ok(None);
+        };
+        if last & 0x80 != 0 {
+            if p.len() == MAX_PREFIX_LEN {
+                return Err(FrameError::Malformed("body size varint too long".into()));
+            }
+            return Ok(None);
+        }
+        let mut size = 0usize;
+        for (i, b) in varint.iter().enumerate() {
+            size |= usize::from(b & 0x7f) << (7 * i);
+        }
+        if 1 + varint.len() + size != len {
+            return Err(FrameError::Malformed(format!(
+                "body frame of {len} bytes declares {size} data bytes"
+            )));
+        }
+        Ok(Some(if size == 0 {
+            Self::new().state
+        } else {
+            State::Data { remaining: size }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::{Frame, Header, ResponseEnd, ResponseHead};
+
+    fn enc(kind: Kind) -> Vec<u8> {
+        frame::encode_to_vec(&Frame { kind: Some(kind) })
+    }
+
+    fn body_stream(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(enc(Kind::ResponseBody(Bytes::copy_from_slice(c))));
+        }
+        out.extend(enc(Kind::ResponseEnd(ResponseEnd {})));
+        out
+    }
+
+    /// Feeds `stream` in pieces of `split` bytes; returns body and whether
+    /// the end was seen.
+    fn run(stream: &[u8], split: usize) -> Result<(Vec<u8>, Option<pb::Error>, bool), FrameError> {
+        let mut p = BodyParser::new();
+        let mut body = Vec::new();
+        for piece in stream.chunks(split.max(1)) {
+            let mut pos = 0;
+            loop {
+                let (next, step) = p.step(piece, pos)?;
+                pos = next;
+                match step {
+                    BodyStep::Data(r) => body.extend_from_slice(&piece[r]),
+                    BodyStep::NeedMore => break,
+                    BodyStep::End => {
+                        assert_eq!(pos, piece.len(), "data after end");
+                        return Ok((body, None, true));
+                    }
+                    BodyStep::WorkerError(e) => return Ok((body, Some(e), false)),
+                }
+            }
+        }
+        Ok((body, None, false))
+    }
+
+    #[test]
+    fn head_needs_whole_frame() {
+        let head = enc(Kind::ResponseHead(ResponseHead {
+            protocol_version: 1,
+            status: 200,
+            reason: "OK".into(),
+            headers: vec![Header {
+                name: "Content-Type".into(),
+                value: "text/plain".into(),
+            }],
+        }));
+        for cut in 0..head.len() {
+            assert_eq!(parse_head(&head[..cut]), Ok(None));
+        }
+        let mut with_body = head.clone();
+        with_body.extend(body_stream(&[b"x"]));
+        let (used, outcome) = parse_head(&with_body).unwrap().unwrap();
+        assert_eq!(used, head.len());
+        assert!(matches!(outcome, HeadOutcome::Head(h) if h.status == 200));
+    }
+
+    #[test]
+    fn head_rejects_body_frame_and_garbage() {
+        let body = enc(Kind::ResponseBody("x".into()));
+        assert!(matches!(parse_head(&body), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 200 OK\r\n"),
+            Err(FrameError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn body_split_at_every_size() {
+        let chunks: [&[u8]; 4] = [b"hello", &[b'a'; 200], b"!", &[0u8; 20000]];
+        let stream = body_stream(&chunks);
+        let want: Vec<u8> = chunks.concat();
+        for split in [1, 2, 3, 5, 7, 64, 4096, stream.len()] {
+            let (body, err, end) = run(&stream, split).unwrap();
+            assert_eq!(body, want, "split {split}");
+            assert!(end && err.is_none());
+        }
+    }
+
+    #[test]
+    fn empty_input_needs_more() {
+        let mut p = BodyParser::new();
+        assert_eq!(p.step(&[], 0), Ok((0, BodyStep::NeedMore)));
+    }
+
+    #[test]
+    fn end_alone_is_an_empty_body() {
+        let (body, _, end) = run(&body_stream(&[]), 1).unwrap();
+        assert!(body.is_empty() && end);
+    }
+
+    #[test]
+    fn worker_error_mid_body_is_reported() {
+        let mut stream = enc(Kind::ResponseBody("part".into()));
+        stream.extend(enc(Kind::Error(pb::Error {
+            kind: pb::error::Kind::Internal as i32,
+            message: "app raised".into(),
+        })));
+        for split in [1, 3, stream.len()] {
+            let (body, err, end) = run(&stream, split).unwrap();
+            assert_eq!(body, b"part");
+            assert_eq!(err.unwrap().message, "app raised");
+            assert!(!end);
+        }
+    }
+
+    #[test]
+    fn corrupt_streams_are_errors() {
+        // Oversize length.
+        assert!(matches!(
+            run(&[0xff, 0xff, 0xff, 0xff, 0x2a], 1),
+            Err(FrameError::TooLarge(_))
+        ));
+        // Zero length.
+        assert_eq!(run(&[0, 0, 0, 0, 0x2a], 1), Err(FrameError::Empty));
+        // Body frame whose declared data size disagrees with the length.
+        assert!(matches!(
+            run(&[0, 0, 0, 9, 0x2a, 3, b'a', b'b', b'c'], 2),
+            Err(FrameError::Malformed(_))
+        ));
+        // A second response_head mid-body.
+        let head = enc(Kind::ResponseHead(ResponseHead::default()));
+        assert!(matches!(run(&head, 1), Err(FrameError::Malformed(_))));
+        // Over-long varint.
+        assert!(matches!(
+            run(&[0, 0, 0, 9, 0x2a, 0x80, 0x80, 0x80, 0x80], 1),
+            Err(FrameError::Malformed(_))
+        ));
+        // Huge control frame.
+        assert!(matches!(
+            run(&[0, 2, 0, 0, 0x32], 1),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn data_ranges_point_into_the_input() {
+        let stream = body_stream(&[b"abc", b"de"]);
+        let mut p = BodyParser::new();
+        let (pos, step) = p.step(&stream, 0).unwrap();
+        assert_eq!(step, BodyStep::Data(6..9));
+        assert_eq!(&stream[6..9], b"abc");
+        let (pos, step) = p.step(&stream, pos).unwrap();
+        assert_eq!(step, BodyStep::Data(15..17));
+        assert_eq!(p.step(&stream, pos).unwrap().1, BodyStep::End);
+        assert!(p.is_done());
+    }
+}
