@@ -1,0 +1,65 @@
+"""Apps that raise or break the WSGI contract: 500 or a cut response, a log line, and the worker lives on."""
+
+import uuid
+
+import pytest
+import requests
+
+from httpraw import curl
+
+
+def assert_still_serving(stack, times=4):
+    for _ in range(times):
+        response = requests.get(stack.url("/broken/ok"), timeout=30)
+        assert response.status_code == 200
+        assert response.content.startswith(b"ok ")
+
+
+def test_exception_before_start_response_is_500_with_traceback(broken):
+    token = uuid.uuid4().hex
+    marks = broken.ferrocorn.log_marks()
+    response = requests.get(broken.url("/broken/raise_before?%s" % token), timeout=30)
+    assert response.status_code == 500
+    broken.ferrocorn.wait_for_log("Traceback", since=marks)
+    broken.ferrocorn.wait_for_log("RuntimeError: boom before start_response %s" % token, since=marks)
+    assert_still_serving(broken)
+
+
+@pytest.mark.parametrize("endpoint", ["raise_after", "raise_after_length"])
+def test_exception_after_first_chunk_cuts_the_response(broken, endpoint):
+    token = uuid.uuid4().hex
+    marks = broken.ferrocorn.log_marks()
+    result = curl("-o", "/dev/null", "-w", "%{http_code}", broken.url("/broken/%s?%s" % (endpoint, token)))
+    # The status line was already sent; the client must see the body cut short
+    # (curl 18: transfer closed with outstanding read data remaining).
+    assert result.stdout == b"200"
+    assert result.returncode != 0, "curl saw a complete response"
+    broken.ferrocorn.wait_for_log("boom after first chunk.* %s" % token, since=marks)
+    assert_still_serving(broken)
+
+
+def test_exception_after_first_chunk_is_incomplete_for_requests(broken):
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(broken.url("/broken/raise_after?%s" % uuid.uuid4().hex), timeout=30).content
+    assert_still_serving(broken)
+
+
+# (endpoint, regex that a log line naming the problem must match)
+CONTRACT_BREAKS = [
+    ("str_body", r"(?i)bytes"),
+    ("non_iterable", r"(?i)iterable"),
+    ("bad_status", r"(?i)status.*abc|abc.*status"),
+    ("newline_header", r"(?i)header"),
+    ("no_start_response", r"(?i)start_response"),
+]
+
+
+@pytest.mark.parametrize("endpoint,log_pattern", CONTRACT_BREAKS, ids=[c[0] for c in CONTRACT_BREAKS])
+def test_contract_break_is_500_with_a_log_line(broken, endpoint, log_pattern):
+    marks = broken.ferrocorn.log_marks()
+    response = requests.get(broken.url("/broken/%s" % endpoint), timeout=30)
+    assert response.status_code == 500
+    assert b"evil" not in response.content
+    assert "evil" not in response.headers.get("Set-Cookie", "")
+    broken.ferrocorn.wait_for_log(log_pattern, since=marks)
+    assert_still_serving(broken)

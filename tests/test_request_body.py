@@ -1,0 +1,125 @@
+"""Request bodies reach wsgi.input byte-exact, whatever the framing and read method."""
+
+import io
+import json
+import os
+
+import pytest
+import requests
+
+from httpraw import curl
+
+# Lines of every kind: LF, CRLF, empty, non-UTF-8 bytes, one longer than any
+# buffer, and a last line without a newline.
+MULTILINE = (
+    b"first line\n"
+    b"second line\r\n"
+    b"\n"
+    b"binary \xff\xfe\x00 bytes\n"
+    + b"L" * 100_000
+    + b"\n"
+    b"no newline at the end"
+)
+
+
+def expected_pieces(method, body, n):
+    """What each wsgi.input method returns for body, per io.BytesIO semantics."""
+    stream = io.BytesIO(body)
+    if method == "read_all":
+        return [stream.read(), stream.read()]
+    if method == "readlines":
+        return stream.readlines()
+    if method == "iter":
+        return list(stream)
+    read = {"read_n": lambda: stream.read(n), "readline": stream.readline, "readline_n": lambda: stream.readline(n)}[method]
+    pieces = []
+    while True:
+        piece = read()
+        pieces.append(piece)
+        if not piece:
+            return pieces
+
+
+def curl_chunked_post(url, body, scratch):
+    """POST body with Transfer-Encoding: chunked; returns (status, response bytes)."""
+    source = scratch / "upload.bin"
+    source.write_bytes(body)
+    out = scratch / "response.bin"
+    result = curl(
+        "-H", "Transfer-Encoding: chunked",
+        "-H", "Content-Type: application/octet-stream",
+        "--data-binary", "@%s" % source,
+        "-o", str(out),
+        "-w", "%{http_code}",
+        url,
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout), out.read_bytes()
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+@pytest.mark.parametrize(
+    "stack_name,prefix,method",
+    [
+        ("raw", "/raw", "read_all"),
+        ("basic", "", "read_n"),
+        ("raw", "/raw", "read_n"),
+        ("basic", "", "readline"),
+        ("raw", "/raw", "readline"),
+        ("basic", "", "readline_n"),
+        ("raw", "/raw", "readline_n"),
+        ("basic", "", "readlines"),
+        ("raw", "/raw", "readlines"),
+        ("basic", "", "iter"),
+        ("raw", "/raw", "iter"),
+    ],
+)
+def test_wsgi_input_method(request, scratch, stack_name, prefix, method, framing):
+    stack = request.getfixturevalue(stack_name)
+    url = stack.url("%s/input/%s?n=1000" % (prefix, method))
+    if framing == "chunked":
+        status, content = curl_chunked_post(url, MULTILINE, scratch)
+    else:
+        response = requests.post(url, data=MULTILINE, timeout=30)
+        status, content = response.status_code, response.content
+    assert status == 200, content[:2000]
+    got = [p.encode("latin-1") for p in json.loads(content)["pieces"]]
+    assert got == expected_pieces(method, MULTILINE, 1000)
+
+
+def test_one_mib_post_through_nginx_temp_file_is_echoed(basic):
+    body = os.urandom(1024 * 1024)
+    mark = basic.nginx.error_log.mark()
+    response = requests.post(basic.url("/smallbody/echo"), data=body, timeout=60)
+    assert response.status_code == 200
+    assert response.headers["X-Content-Length-Seen"] == "1048576"
+    assert len(response.content) == len(body)
+    assert response.content == body
+    # client_body_buffer_size 1k: nginx spooled the body to disk before passing it on.
+    basic.nginx.error_log.wait_for("a client request body is buffered to a temporary file", since=mark)
+
+
+def test_chunked_request_body_is_echoed(basic, scratch):
+    body = os.urandom(300 * 1024 + 17)
+    status, content = curl_chunked_post(basic.url("/echo"), body, scratch)
+    assert status == 200
+    assert content == body
+
+
+def test_empty_post_body(basic):
+    response = requests.post(basic.url("/echo"), data=b"", timeout=30)
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+def test_unread_request_body_does_not_desync_kept_alive_connection(basic):
+    """An app that ignores a large body; the next request on the pool still gets its own answer."""
+    with requests.Session() as session:
+        for _ in range(3):
+            ignored = session.post(basic.url("/pool/hello"), data=os.urandom(2 * 1024 * 1024), timeout=60)
+            assert ignored.status_code == 200
+            assert ignored.content == b"Hello, world!\n"
+            small = os.urandom(1000)
+            echoed = session.post(basic.url("/pool/echo"), data=small, timeout=30)
+            assert echoed.status_code == 200
+            assert echoed.content == small

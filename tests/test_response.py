@@ -1,0 +1,115 @@
+"""Responses reach the client as the app made them: bodies, framing, headers."""
+
+import hashlib
+import os
+import uuid
+
+import pytest
+import requests
+
+from apps.patterns import stream_blocks
+from httpraw import RawResponse, decode_chunked, get_request, raw_exchange
+
+STREAM_BYTES = 20 * 1024 * 1024
+
+
+def expected_stream_sha256(total):
+    digest = hashlib.sha256()
+    for block in stream_blocks(total):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("with_length", [False, True], ids=["no-content-length", "content-length"])
+@pytest.mark.parametrize("location", ["", "/unbuffered", "/tinybuffers"], ids=["buffering-on", "buffering-off", "small-buffers"])
+def test_twenty_mib_streamed_from_a_generator(basic, location, with_length):
+    url = basic.url("%s/stream?bytes=%d%s" % (location, STREAM_BYTES, "&cl=1" if with_length else ""))
+    digest = hashlib.sha256()
+    size = 0
+    with requests.get(url, stream=True, timeout=60) as response:
+        assert response.status_code == 200
+        if with_length:
+            assert response.headers["Content-Length"] == str(STREAM_BYTES)
+        else:
+            assert "Content-Length" not in response.headers
+        for chunk in response.iter_content(1024 * 1024):
+            size += len(chunk)
+            digest.update(chunk)
+    assert size == STREAM_BYTES
+    assert digest.hexdigest() == expected_stream_sha256(STREAM_BYTES)
+
+
+def test_write_callable(basic):
+    response = requests.get(basic.url("/write"), timeout=30)
+    assert response.status_code == 200
+    assert response.content == b"part one, part two, returned tail\n"
+
+
+def test_write_callable_large(basic):
+    response = requests.get(basic.url("/write?big=3000000"), timeout=60)
+    assert response.status_code == 200
+    assert response.content == b"part one, part two, " + b"w" * 3_000_000 + b"returned tail\n"
+
+
+@pytest.mark.parametrize("stack_name,prefix", [("basic", ""), ("raw", "/raw")])
+def test_file_wrapper_serves_a_real_file(request, scratch, stack_name, prefix):
+    stack = request.getfixturevalue(stack_name)
+    path = scratch / "served.bin"
+    data = os.urandom(3 * 1024 * 1024 + 123)
+    path.write_bytes(data)
+    response = requests.get(stack.url("%s/file" % prefix), params={"path": str(path)}, timeout=60)
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == str(len(data))
+    assert response.content == data
+
+
+def test_head_keeps_headers_and_sends_no_body(basic):
+    raw = raw_exchange(basic.port, get_request("/hello", method="HEAD"))
+    response = RawResponse(raw)
+    assert response.status == 200
+    assert response.header("Content-Length") == "14"
+    assert response.header("X-Hello") == "yes"
+    assert response.header("Content-Type") == "text/plain; charset=utf-8"
+    assert response.body == b""
+
+
+@pytest.mark.parametrize("code", [204, 304])
+def test_no_body_statuses(basic, code):
+    response = RawResponse(raw_exchange(basic.port, get_request("/status/%d" % code)))
+    assert response.status == code
+    assert response.header("X-Status-Test") == str(code)
+    assert response.header("Transfer-Encoding") is None
+    assert response.body == b""
+
+
+def test_response_without_length_is_chunked_for_http11(basic):
+    response = RawResponse(raw_exchange(basic.port, get_request("/nolength")))
+    assert response.status == 200
+    assert response.header("Transfer-Encoding") == "chunked"
+    assert response.header("Content-Length") is None
+    assert decode_chunked(response.body) == b"first;second;third\n"
+
+
+def test_response_without_length_to_http10_client_ends_at_close(basic):
+    response = RawResponse(raw_exchange(basic.port, get_request("/nolength", version="HTTP/1.0")))
+    assert response.status == 200
+    assert response.header("Transfer-Encoding") is None
+    assert response.body == b"first;second;third\n"
+
+
+def test_repeated_set_cookie_headers_are_kept(basic):
+    response = RawResponse(raw_exchange(basic.port, get_request("/cookies")))
+    assert response.status == 200
+    assert response.header_values("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
+    assert response.body == b"cookies\n"
+
+
+@pytest.mark.parametrize("stack_name,prefix", [("basic", ""), ("raw", "/raw")])
+def test_iterable_close_is_called_and_wsgi_errors_is_logged(request, stack_name, prefix):
+    stack = request.getfixturevalue(stack_name)
+    token = uuid.uuid4().hex
+    marks = stack.ferrocorn.log_marks()
+    response = requests.get(stack.url("%s/close_marker?token=%s" % (prefix, token)), timeout=30)
+    assert response.status_code == 200
+    assert response.content == b"body before close\n"
+    stack.ferrocorn.wait_for_log("iterable closed %s" % token, since=marks)
