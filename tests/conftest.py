@@ -229,8 +229,8 @@ def fake_upstream(workdir, nginx):
 @pytest.fixture
 def scratch(workdir, request):
     """A fresh 0755 directory for one test's own files and processes."""
-    path = workdir / ("t-" + re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name))[:48]
-    path.mkdir(mode=0o755)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:32]
+    path = Path(tempfile.mkdtemp(prefix=name + "-", dir=workdir))  # short: unix socket paths max 107 bytes
     os.chmod(path, 0o755)
     return path
 
