@@ -1,0 +1,253 @@
+"""bench/results.md: the measured data as a page (tables, chart, how it ran)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from . import nginx_conf, servers, stats, workloads
+from .stats import CEILING, RIVAL
+
+NOISE = (
+    "**Read the ratios, not the absolute figures.** This machine has {nproc} cores shared by wrk, "
+    "the front nginx, the server under test and whatever else runs on the box; absolute req/s on "
+    "a shared 2-core machine are noisy from run to run (the spread of the runs is in results.json). "
+    "The ratios to the upstream ceiling and to uWSGI, measured minutes apart on the same machine, "
+    "are what count."
+)
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def _title(name: str) -> str:
+    server = servers.BY_NAME.get(name)
+    return server.title if server else name
+
+
+def _shorten(text: str, data: dict) -> str:
+    return text.replace(data["run_dir"], "$RUN").replace(data["root"] + "/", "").replace(data["root"], ".")
+
+
+def _errors(s: dict) -> str:
+    total = s["status_errors"] + s["socket_errors"]
+    if not total:
+        return "0"
+    return f"**{total}** ({s['status_errors']} non-2xx, {s['socket_errors']} socket)"
+
+
+def _summary_table(data: dict, loads: list) -> list[str]:
+    rows = data["rows"]
+    out = ["| server | " + " | ".join(w.title for w in loads) + " |",
+           "|---|" + "---:|" * len(loads)]
+    for row in rows:
+        cells = []
+        for w in loads:
+            if row["skipped"]:
+                cells.append("not run")
+                continue
+            s = stats.summary(row["points"].get(w.name))
+            ceiling = stats.rps_of(rows, CEILING, w.name)
+            cells.append("failed" if s is None else
+                         f"{_x(stats.ratio(s['rps'], ceiling))} ({_num(s['rps'])})")
+        out.append(f"| {_title(row['server'])} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _workload_section(data: dict, w) -> list[str]:
+    rows = data["rows"]
+    ceiling = stats.rps_of(rows, CEILING, w.name)
+    rival = stats.rps_of(rows, RIVAL, w.name)
+    out = [f"### {w.title}", "", f"{w.doc[0].upper() + w.doc[1:]}. `{w.method} {w.path}`.", "",
+           "| server | req/s | × ceiling | × uWSGI | p50 ms | p99 ms | errors |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        if row["skipped"]:
+            continue
+        point = row["points"].get(w.name)
+        s = stats.summary(point)
+        if s is None:
+            why = (point or {}).get("error") or "not measured"
+            out.append(f"| {_title(row['server'])} | failed | | | | | {_shorten(why, data)[:300]} |")
+            continue
+        out.append(f"| {_title(row['server'])} | {_num(s['rps'])} | {_x(stats.ratio(s['rps'], ceiling))} "
+                   f"| {_x(stats.ratio(s['rps'], rival))} | {_num(s['p50_ms'], 2)} | {_num(s['p99_ms'], 2)} "
+                   f"| {_errors(s)} |")
+    return out + [""]
+
+
+def _slow_section(data: dict) -> list[str]:
+    slow = workloads.BY_NAME["slow"]
+    out = ["## Slow clients", "",
+           f"While {slow.slow_clients:,} connections each announce a 10,000-byte POST body to `/echo` and "
+           "trickle it at 10 bytes every 0.5 s (they would need 500 s to finish), wrk measures "
+           "hello at 64 connections. nginx buffers request bodies before it passes a request on "
+           "(`*_request_buffering on`, the default), so no worker is tied up by a slow client: "
+           "hello throughput should stay close to the unloaded figure. Without nginx in front, a "
+           "sync worker would sit blocked on each of those connections.", "",
+           "| server | hello req/s, unloaded | with slow clients | kept | slow connections open at start / at end / dropped |",
+           "|---|---:|---:|---:|---|"]
+    for row in data["rows"]:
+        if row["skipped"]:
+            continue
+        base = stats.summary(row["points"].get("hello"))
+        point = row["points"].get("slow")
+        loaded = stats.summary(point)
+        held = (point or {}).get("slow") or {}
+        conns = (f"{held.get('opened', '?')} / {held.get('still_open', '?')} / {held.get('dropped', '?')}"
+                 if held else "–")
+        out.append(f"| {_title(row['server'])} | {_num(base and base['rps'])} | "
+                   f"{_num(loaded and loaded['rps'])} | "
+                   f"{_x(stats.ratio(loaded and loaded['rps'], base and base['rps']))} | {conns} |")
+    return out + [""]
+
+
+def _memory_section(data: dict) -> list[str]:
+    out = ["## Memory", "",
+           "Resident memory of each worker process (every process of the server's process group but "
+           "the leader: master, arbiter or supervisor), read from `/proc/PID/status` right after the "
+           "row's last workload: VmRSS averaged over the workers, and the highest VmHWM (peak). For "
+           "the two nginx rows these are nginx's own workers (the front one, the in-memory backend's).",
+           "", "| server | worker processes | RSS per worker, MiB | peak RSS, MiB |", "|---|---:|---:|---:|"]
+    for row in data["rows"]:
+        mem = row["memory"]
+        if row["skipped"] or not mem:
+            continue
+        mean = sum(m["rss_kib"] for m in mem) / len(mem) / 1024
+        peak = max(m["peak_kib"] for m in mem) / 1024
+        out.append(f"| {_title(row['server'])} | {len(mem)} | {mean:.1f} | {peak:.1f} |")
+    return out + [""]
+
+
+def _curve_section(data: dict) -> list[str]:
+    curve = data.get("worker_curve") or []
+    if not curve:
+        return ["## Ferrocorn worker-count curve", "",
+                "Run in full mode only (`scripts/bench.sh --full`): hello at 64 connections with "
+                "1, 2 and 4 workers.", ""]
+    out = ["## Ferrocorn worker-count curve", "",
+           "hello at 64 connections, `ferrocorn_pass unix:...`, 1, 2 and 4 workers (nginx keeps 1). On "
+           f"{data['machine']['nproc']} cores, past 2 workers they only take turns with nginx and wrk.", "",
+           "| workers | req/s | × 1 worker | p50 ms | p99 ms | errors |", "|---:|---:|---:|---:|---:|---:|"]
+    base = None
+    for row in curve:
+        s = stats.summary(row["points"].get("hello"))
+        if row["skipped"] or s is None:
+            why = row["skipped"] or (row["points"].get("hello") or {}).get("error")
+            out.append(f"| {row['workers']} | failed: {_shorten(str(why), data)[:200]} | | | | |")
+            continue
+        base = base or s["rps"]
+        out.append(f"| {row['workers']} | {_num(s['rps'])} | {_x(s['rps'] / base)} | "
+                   f"{_num(s['p50_ms'], 2)} | {_num(s['p99_ms'], 2)} | {_errors(s)} |")
+    return out + [""]
+
+
+def _problems_section(data: dict) -> list[str]:
+    out = []
+    for row in data["rows"] + (data.get("worker_curve") or []):
+        label = f"{_title(row['server'])} ({row['workers']} workers)"
+        if row["skipped"]:
+            out.append(f"- **{label}: did not run.** {_shorten(row['skipped'], data)}")
+        for name, point in row["points"].items():
+            if point.get("error"):
+                out.append(f"- **{label}, {name}: failed.** {_shorten(point['error'], data)}")
+        if row["nginx_errors"]:
+            lines = "\n".join("      " + _shorten(line, data) for line in row["nginx_errors"])
+            out.append(f"- {label}: the front nginx logged errors:\n\n{lines}\n")
+    if not out:
+        return []
+    return ["## Failures and errors", ""] + out + [""]
+
+
+def _how_section(data: dict) -> list[str]:
+    mode = data["mode"]
+    out = ["## How it ran", "",
+           f"`{' '.join(data['argv'])}` ({mode['name']} mode: {mode['runs']} measured runs of "
+           f"{mode['duration']} s per point after a {mode['warmup']} s warm-up run, in "
+           f"{data['elapsed_s'] // 60} min {data['elapsed_s'] % 60} s). Each figure is the median of the "
+           "runs; req/s counts 2xx answers only; errors are non-2xx answers plus socket errors "
+           "(connect, read, write, timeout) summed over the runs.", "",
+           "- Every row serves the same app, `bench/apps/hello.py` (`hello:application`; the Flask "
+           "endpoint is `bench/apps/flask_app.py`, mounted by it), from the bench venv "
+           "(`.venv-bench`, Debian's Python 3.11, pinned in `bench/requirements.txt`). Every answer is "
+           "checked byte for byte once before a row is measured.",
+           f"- Each application server runs {data['workers']} workers; the front nginx runs 1 worker "
+           f"(`{_shorten(data.get('nginx', 'dist/sbin/nginx'), data)}`, the build the module is compiled "
+           "against), `sendfile on`, "
+           "`client_max_body_size 2m`, every other setting at nginx's default (so 1 MiB request bodies "
+           "are buffered to a temporary file before any row sees them).",
+           "- Every server listens on a **unix socket** in a private scratch dir (mode 0755, `$RUN` "
+           "below; sockets 0666), starts in its own process group, is polled until its socket "
+           "accepts, and is stopped with its whole group after its row.",
+           "- The upstream ceiling is a second nginx (same build, "
+           f"{data['workers']} workers) answering every path from memory: `return 200` with the app's exact "
+           "bytes, the 1 MiB file from the page cache, and for the echo a `return 405` whose `error_page 405 =200` "
+           "serves that file (nginx reads and drops the 1 MiB body, then sends 1 MiB back). The "
+           "nginx-alone row answers the same way in the front nginx itself.",
+           "- Gunicorn's `--protocol uwsgi` (added in Gunicorn 25) exists in the pinned "
+           f"{data['versions'].get('Gunicorn', 'Gunicorn')}, so its row is included.",
+           f"- Load: wrk, one thread, `--timeout 10s`, a Lua script per workload (method, body, headers) "
+           "whose `done()` prints the counts and latency percentiles: "
+           "`wrk -t 1 -c CONNS -d SECONDSs --timeout 10s -s WORKLOAD.lua http://127.0.0.1:PORT/PATH`.",
+           "- Slow clients: `.venv-bench/bin/python -m driver.slow_clients --port PORT --connections 1000` "
+           "(from `bench/`, asyncio), started and ready before wrk starts, stopped after the last run.",
+           "", "Per row, the server's command line and the lines the front nginx's `location / { }` "
+           "(and `http { }`, for an `upstream`) held; `$RUN` is the scratch dir:", ""]
+    for row in data["rows"]:
+        server = servers.BY_NAME.get(row["server"])
+        out += [f"**{_title(row['server'])}** — {server.transport if server else ''}", ""]
+        if row["command"]:
+            out += ["```sh", _shorten(row["command"], data), "```"]
+        if row["nginx_snippet"]:
+            out += ["```nginx", _shorten(row["nginx_snippet"], data), "```"]
+        if not row["command"] and not row["nginx_snippet"]:
+            out += ["The front nginx answers itself, with the same locations as the ceiling's "
+                    "backend nginx:", "", "```nginx",
+                    textwrap.dedent(nginx_conf.memory_locations(Path("$RUN/ROW/www"))), "```"]
+        out.append("")
+    return out + [""]
+
+
+def _machine_section(data: dict) -> list[str]:
+    m = data["machine"]
+    out = ["## Machine and versions", "",
+           f"- Machine: {m['nproc']} cores (`nproc`), {m['cpu']}, {m['memory']} RAM, Linux {m['kernel']}, "
+           f"{m['os']}; open-files limit {data['open_files_limit']:,}.",
+           f"- Run started {data['started']}."]
+    out += [f"- {name}: {value}" for name, value in data["versions"].items()]
+    return out + [""]
+
+
+def write(data: dict, path: Path, png_name: str) -> None:
+    loads = [w for w in workloads.WORKLOADS
+             if any(w.name in row["points"] for row in data["rows"])]
+    lines = [
+        "# Ferrocorn benchmark", "",
+        f"Generated by `scripts/bench.sh` ({data['mode']['name']} mode) on {data['started']}. Every "
+        "row is the same WSGI app behind the same nginx build; only what sits behind nginx changes. "
+        "The **upstream ceiling** row is nginx `proxy_pass` (keep-alive, unix socket) to a second "
+        "nginx answering from memory: no application server behind nginx can beat it on this machine, "
+        "so every figure is also given as a multiple of it.", "",
+        "> " + NOISE.format(nproc=data["machine"]["nproc"]), "",
+        f"![req/s per server and workload, as a multiple of the upstream ceiling]({png_name})", "",
+        "## Summary", "",
+        "req/s as a multiple of the upstream ceiling (median req/s in brackets).", "",
+        *_summary_table(data, loads), "",
+        "## Per workload", "",
+        *[line for w in loads for line in _workload_section(data, w)],
+    ]
+    if "slow" in [w.name for w in loads]:
+        lines += _slow_section(data)
+    lines += _memory_section(data)
+    lines += _curve_section(data)
+    lines += _problems_section(data)
+    lines += _how_section(data)
+    lines += _machine_section(data)
+    path.write_text("\n".join(lines).rstrip() + "\n")
