@@ -1,0 +1,268 @@
+//! `create_request`: the chain nginx writes to the worker.
+//!
+//! One pool buffer holds the `request_head` frame; then, for every piece of
+//! the client body (memory or the temp file nginx spooled it to), a small
+//! buffer with the body-frame prefix followed by a shallow copy of nginx's
+//! own buffer narrowed to that piece; then the constant `request_end`.
+//! Nothing of the body is copied.
+
+use core::mem;
+
+use ferrocorn_protocol::body::{self, BodyKind, MAX_PREFIX_LEN};
+use ferrocorn_protocol::request_head::RequestHeadRef;
+use ngx::ffi::{
+    ngx_alloc_chain_link, ngx_buf_t, ngx_chain_t, ngx_connection_local_sockaddr,
+    ngx_create_temp_buf, ngx_http_complex_value, ngx_http_core_module, ngx_http_core_srv_conf_t,
+    ngx_http_request_t, ngx_inet_get_port, ngx_int_t, ngx_palloc, ngx_pcalloc, ngx_pool_t,
+    ngx_str_t, NGX_LOG_ERR,
+};
+use ngx::ngx_log_error;
+
+use crate::body_frames::{body_pieces, REQUEST_END_FRAME};
+use crate::config::{LocConf, ParamConf};
+use crate::ffi::{
+    buf_in_memory, buf_size, chain_bufs, request_loc_conf, request_srv_conf, str_bytes, table_elts,
+    ERROR, OK,
+};
+use crate::module;
+
+/// `u->create_request`.
+///
+/// # Safety
+/// Called by nginx with a live request whose upstream our handler set up;
+/// `u->request_bufs` holds the client body chain (or NULL).
+pub unsafe extern "C" fn create_request(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx passes a live request with an upstream; nothing else
+    // touches them while this callback runs.
+    let r = unsafe { &mut *r };
+    match build_chain(r) {
+        Some(chain) => {
+            // SAFETY: r->upstream is live (see above).
+            unsafe { (*r.upstream).request_bufs = chain };
+            OK
+        }
+        None => ERROR,
+    }
+}
+
+/// Builds head, body pieces and end; `None` on allocation failure or a
+/// head too large for one frame (both logged by nginx as a 500).
+fn build_chain(r: &mut ngx_http_request_t) -> Option<*mut ngx_chain_t> {
+    let pool = r.pool;
+    // SAFETY: r->upstream is live; request_bufs is the client body chain
+    // nginx built, live in the request pool.
+    let body = unsafe { (*r.upstream).request_bufs };
+    let content_length = if r.request_body.is_null() {
+        -1
+    } else {
+        // SAFETY: as above.
+        unsafe { chain_bufs(body) }.map(buf_size).sum::<u64>() as i64
+    };
+
+    let head = head_buf(r, content_length)?;
+    let first = link(pool, head)?;
+    let mut last = first;
+
+    // SAFETY: as above; the chain is not relinked while we walk it.
+    for orig in unsafe { chain_bufs(body) } {
+        for (offset, size) in body_pieces(buf_size(orig)) {
+            let mut prefix_bytes = [0u8; MAX_PREFIX_LEN];
+            let n = body::write_prefix(BodyKind::Request, size, &mut prefix_bytes);
+            let prefix = temp_buf(pool, &prefix_bytes[..n])?;
+            let piece = narrowed_copy(pool, orig, offset, size)?;
+            last = append(pool, last, prefix)?;
+            last = append(pool, last, piece)?;
+        }
+    }
+
+    let end = static_buf(pool, &REQUEST_END_FRAME)?;
+    // SAFETY: `end` was just allocated from the pool.
+    unsafe { (*end).set_flush(1) };
+    append(pool, last, end)?;
+    Some(first)
+}
+
+/// The `request_head` frame in one pool buffer.
+fn head_buf(r: &ngx_http_request_t, content_length: i64) -> Option<*mut ngx_buf_t> {
+    let m = module();
+    // SAFETY: the connection lives as long as the request.
+    let c = unsafe { &mut *r.connection };
+    // SAFETY: every HTTP request has the core module's srv conf.
+    let cscf: &ngx_http_core_srv_conf_t =
+        unsafe { request_srv_conf(r, &*core::ptr::addr_of!(ngx_http_core_module)) };
+    // SAFETY: our handler only runs where our loc conf exists.
+    let lcf: &LocConf = unsafe { request_loc_conf(r, m) };
+
+    // SAFETY: the header list belongs to the live request and is not
+    // modified while we read it; its strings live in the request pool.
+    let headers: Vec<(&[u8], &[u8])> = unsafe { table_elts(&r.headers_in.headers) }
+        // SAFETY: as above.
+        .map(|h| unsafe { (str_bytes(&h.key), str_bytes(&h.value)) })
+        .collect();
+    let params = eval_params(r, lcf)?;
+
+    // $server_port: the local address, asked of the kernel once if needed.
+    // SAFETY: c is live; nginx caches the address in c->local_sockaddr.
+    let server_port = if unsafe { ngx_connection_local_sockaddr(c, core::ptr::null_mut(), 0) } == OK
+    {
+        // SAFETY: set by the call above.
+        unsafe { ngx_inet_get_port(c.local_sockaddr) }
+    } else {
+        0
+    };
+    // SAFETY: c->sockaddr is the client's address, set at accept.
+    let remote_port = unsafe { ngx_inet_get_port(c.sockaddr) };
+
+    // SAFETY (all str_bytes below): request strings live in the request pool.
+    let head = unsafe {
+        RequestHeadRef {
+            method: str_bytes(&r.method_name),
+            uri: str_bytes(&r.unparsed_uri),
+            path: str_bytes(&r.uri),
+            query_string: str_bytes(&r.args),
+            protocol: str_bytes(&r.http_protocol),
+            headers: &headers,
+            server_name: str_bytes(&cscf.server_name),
+            server_port: u32::from(server_port),
+            remote_addr: str_bytes(&c.addr_text),
+            remote_port: u32::from(remote_port),
+            scheme: if c.ssl.is_null() { b"http" } else { b"https" },
+            params: &params,
+            content_length,
+        }
+    };
+    let len = match head.frame_len() {
+        Ok(len) => len,
+        Err(e) => {
+            ngx_log_error!(NGX_LOG_ERR, c.log, "ferrocorn request head not sent: {}", e);
+            return None;
+        }
+    };
+    // SAFETY: pool allocation; the buffer lives as long as the request.
+    let b = unsafe { ngx_create_temp_buf(r.pool, len) };
+    // SAFETY: a fresh temp buf of `len` bytes starting at pos.
+    let b_ref = unsafe { b.as_mut() }?;
+    let out = unsafe { core::slice::from_raw_parts_mut(b_ref.pos, len) };
+    head.write_frame(out).ok()?;
+    // SAFETY: within the buffer just filled.
+    b_ref.last = unsafe { b_ref.pos.add(len) };
+    Some(b)
+}
+
+/// Evaluates the `ferrocorn_param` values of this location, skipping empty
+/// `if_not_empty` ones. Values are allocated in the request pool.
+fn eval_params<'a>(r: &ngx_http_request_t, lcf: &'a LocConf) -> Option<Vec<(&'a [u8], &'a [u8])>> {
+    // SAFETY: `params` is NULL or an array of ParamConf built at config time.
+    let params: &[ParamConf] = match unsafe { lcf.params.as_ref() } {
+        None => &[],
+        // SAFETY: as above.
+        Some(a) => unsafe { a.as_slice() },
+    };
+    let rp = (r as *const ngx_http_request_t).cast_mut();
+    let mut out = Vec::with_capacity(params.len());
+    for p in params {
+        let mut value = ngx_str_t {
+            len: 0,
+            data: core::ptr::null_mut(),
+        };
+        let cv = (&p.value as *const ngx::ffi::ngx_http_complex_value_t).cast_mut();
+        // SAFETY: r is live; cv was compiled for this configuration and is
+        // only read; the result is allocated in the request pool.
+        if unsafe { ngx_http_complex_value(rp, cv, &mut value) } != OK {
+            return None;
+        }
+        if p.skip_empty && value.len == 0 {
+            continue;
+        }
+        // SAFETY: name lives in the conf pool, value in the request pool.
+        out.push(unsafe { (str_bytes(&p.name), str_bytes(&value)) });
+    }
+    Some(out)
+}
+
+/// A shallow copy of `orig` narrowed to `size` bytes at `offset`: memory
+/// and file positions move together, `start` moves with `pos` (nginx resets
+/// `pos` to `start` on a retry), and end-of-body flags are cleared.
+fn narrowed_copy(
+    pool: *mut ngx_pool_t,
+    orig: &ngx_buf_t,
+    offset: u64,
+    size: usize,
+) -> Option<*mut ngx_buf_t> {
+    // SAFETY: pool allocation of one buffer, fully initialised by the write.
+    let b = unsafe { ngx_palloc(pool, mem::size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
+    if b.is_null() {
+        return None;
+    }
+    let mut copy = *orig;
+    if buf_in_memory(orig) {
+        // SAFETY: offset + size lies within pos..last (body_pieces of buf_size).
+        copy.pos = unsafe { orig.pos.add(offset as usize) };
+        copy.last = unsafe { copy.pos.add(size) };
+        copy.start = copy.pos;
+    }
+    if orig.in_file() != 0 {
+        copy.file_pos = orig.file_pos + offset as i64;
+        copy.file_last = copy.file_pos + size as i64;
+    }
+    copy.set_last_buf(0);
+    copy.set_last_in_chain(0);
+    copy.set_flush(0);
+    copy.shadow = core::ptr::null_mut();
+    // SAFETY: b is fresh, aligned storage for one ngx_buf_t.
+    unsafe { b.write(copy) };
+    Some(b)
+}
+
+/// A temp buffer holding a copy of `bytes`.
+fn temp_buf(pool: *mut ngx_pool_t, bytes: &[u8]) -> Option<*mut ngx_buf_t> {
+    // SAFETY: pool allocation; the buffer has room for `bytes`.
+    let b = unsafe { ngx_create_temp_buf(pool, bytes.len()) };
+    // SAFETY: fresh buffer from the pool.
+    let b_ref = unsafe { b.as_mut() }?;
+    // SAFETY: `bytes.len()` bytes of room at pos; the regions are distinct.
+    unsafe {
+        core::ptr::copy_nonoverlapping(bytes.as_ptr(), b_ref.pos, bytes.len());
+        b_ref.last = b_ref.pos.add(bytes.len());
+    }
+    Some(b)
+}
+
+/// A read-only memory buffer over static bytes.
+fn static_buf(pool: *mut ngx_pool_t, bytes: &'static [u8]) -> Option<*mut ngx_buf_t> {
+    // SAFETY: zeroed pool allocation is an empty buffer.
+    let b = unsafe { ngx_pcalloc(pool, mem::size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
+    // SAFETY: fresh, zeroed buffer.
+    let b_ref = unsafe { b.as_mut() }?;
+    // `memory` marks the bytes read-only: nginx never writes through them.
+    b_ref.set_memory(1);
+    b_ref.start = bytes.as_ptr().cast_mut();
+    b_ref.pos = b_ref.start;
+    // SAFETY: one past the end of the static slice.
+    b_ref.last = unsafe { b_ref.start.add(bytes.len()) };
+    b_ref.end = b_ref.last;
+    Some(b)
+}
+
+/// A new chain link holding `b`.
+fn link(pool: *mut ngx_pool_t, b: *mut ngx_buf_t) -> Option<*mut ngx_chain_t> {
+    // SAFETY: pool allocation of one link.
+    let cl = unsafe { ngx_alloc_chain_link(pool) };
+    // SAFETY: fresh link from the pool.
+    let cl_ref = unsafe { cl.as_mut() }?;
+    cl_ref.buf = b;
+    cl_ref.next = core::ptr::null_mut();
+    Some(cl)
+}
+
+/// Links `b` after `last`; returns the new last link.
+fn append(
+    pool: *mut ngx_pool_t,
+    last: *mut ngx_chain_t,
+    b: *mut ngx_buf_t,
+) -> Option<*mut ngx_chain_t> {
+    let cl = link(pool, b)?;
+    // SAFETY: `last` is the live tail link of the chain being built.
+    unsafe { (*last).next = cl };
+    Some(cl)
+}

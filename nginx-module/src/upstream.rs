@@ -1,0 +1,193 @@
+//! The upstream callbacks after the request is sent, in the order nginx
+//! calls them: `process_header` (the `response_head` frame into nginx's
+//! header tables), then `reinit_request` on a retry, `abort_request` and
+//! `finalize_request` at the end.
+
+use ferrocorn_protocol::pb;
+use ngx::ffi::{
+    ngx_hash_find, ngx_hash_strlow, ngx_http_request_t, ngx_http_upstream_header_t,
+    ngx_http_upstream_main_conf_t, ngx_http_upstream_module, ngx_http_upstream_t, ngx_int_t,
+    ngx_list_push, ngx_pnalloc, ngx_table_elt_t, NGX_HTTP_HEAD, NGX_HTTP_UPSTREAM_INVALID_HEADER,
+    NGX_LOG_ERR,
+};
+use ngx::log::DebugMask;
+use ngx::{ngx_log_debug, ngx_log_error};
+
+use crate::ffi::{request_ctx, request_main_conf, span, AGAIN, ERROR, OK};
+use crate::head::{self, Parsed};
+use crate::module;
+use crate::stream::{is_bare_end, ResponseStream, RESPONSE_END_FRAME};
+
+const INVALID_HEADER: ngx_int_t = NGX_HTTP_UPSTREAM_INVALID_HEADER as ngx_int_t;
+
+/// `u->process_header`: waits for the whole head frame in `u->buffer`,
+/// then fills `u->headers_in` and leaves `u->buffer.pos` at the first
+/// body-stream byte.
+///
+/// # Safety
+/// Called by nginx with a live request whose upstream our handler set up.
+pub unsafe extern "C" fn process_header(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx passes a live request with an upstream; nothing else
+    // touches them while this callback runs.
+    let (r, u) = unsafe { (&mut *r, &mut *(*r).upstream) };
+    // SAFETY: the connection lives as long as the request.
+    let log = unsafe { (*r.connection).log };
+    // SAFETY: u->buffer.pos..last are the bytes read so far.
+    let buf = unsafe { span(u.buffer.pos, u.buffer.last) };
+
+    let (used, h) = match head::parse(buf) {
+        Ok(Parsed::NeedMore) => return AGAIN,
+        Ok(Parsed::Head { used, head }) => (used, head),
+        Err(e) => {
+            ngx_log_error!(NGX_LOG_ERR, log, "{}", e);
+            return INVALID_HEADER;
+        }
+    };
+
+    for header in &h.headers {
+        let rc = push_header(r, u, &header.name, &header.value);
+        if rc != OK {
+            return rc;
+        }
+    }
+
+    u.headers_in.status_n = h.status as usize;
+    // SAFETY: u->state is NULL or this attempt's state record.
+    if let Some(state) = unsafe { u.state.as_mut() } {
+        if state.status == 0 {
+            state.status = h.status as usize;
+        }
+    }
+    if let Some(line) = head::status_line(h.status, &h.reason) {
+        // SAFETY: request pool allocation of `line.len()` bytes.
+        let data = unsafe { ngx_pnalloc(r.pool, line.len()) }.cast::<u8>();
+        if data.is_null() {
+            return ERROR;
+        }
+        // SAFETY: `data` has room for the line; distinct regions.
+        unsafe { core::ptr::copy_nonoverlapping(line.as_ptr(), data, line.len()) };
+        u.headers_in.status_line.data = data;
+        u.headers_in.status_line.len = line.len();
+    }
+    ngx_log_debug!(mask: DebugMask::Http, log, "ferrocorn status {}", h.status);
+
+    // SAFETY: `used` <= the bytes in the buffer (parse consumed them).
+    u.buffer.pos = unsafe { u.buffer.pos.add(used) };
+
+    // A body-less response (HEAD, 204, 304) that nginx will finalize right
+    // after the header: consume its response_end now, so the connection is
+    // known to be idle and may be kept alive.
+    let is_head = r.method == NGX_HTTP_HEAD as usize;
+    if head::is_header_only(is_head, h.status) && is_bare_end(&buf[used..]) {
+        // SAFETY: our handler set the ctx before the upstream started.
+        if let Some(ctx) = unsafe { request_ctx::<ResponseStream>(r, module()) } {
+            ctx.end_at_head();
+            // SAFETY: the frame is inside the buffer (checked by is_bare_end).
+            u.buffer.pos = unsafe { u.buffer.pos.add(RESPONSE_END_FRAME.len()) };
+            u.set_keepalive(u32::from(u.headers_in.connection_close() == 0));
+        }
+    }
+    OK
+}
+
+/// Adds one response header to `u->headers_in.headers` and runs nginx's
+/// handler for it (Content-Type, Content-Length, Location, Set-Cookie,
+/// X-Accel-*...), exactly as the uwsgi and fastcgi modules do.
+fn push_header(
+    r: &mut ngx_http_request_t,
+    u: &mut ngx_http_upstream_t,
+    name: &[u8],
+    value: &[u8],
+) -> ngx_int_t {
+    // SAFETY: the upstream header list is initialised by upstream init.
+    let h = unsafe { ngx_list_push(&mut u.headers_in.headers) }.cast::<ngx_table_elt_t>();
+    // SAFETY: fresh list slot; every field is written below.
+    let Some(h) = (unsafe { h.as_mut() }) else {
+        return ERROR;
+    };
+    // key\0value\0lowercase-key, one pool allocation as in uwsgi.
+    let size = name.len() + 1 + value.len() + 1 + name.len();
+    // SAFETY: request pool allocation.
+    let mem = unsafe { ngx_pnalloc(r.pool, size) }.cast::<u8>();
+    if mem.is_null() {
+        h.hash = 0;
+        return ERROR;
+    }
+    // SAFETY: `mem` has `size` bytes; each copy stays inside its part.
+    unsafe {
+        let key = mem;
+        let val = key.add(name.len() + 1);
+        let low = val.add(value.len() + 1);
+        core::ptr::copy_nonoverlapping(name.as_ptr(), key, name.len());
+        *key.add(name.len()) = 0;
+        core::ptr::copy_nonoverlapping(value.as_ptr(), val, value.len());
+        *val.add(value.len()) = 0;
+        h.key.data = key;
+        h.key.len = name.len();
+        h.value.data = val;
+        h.value.len = value.len();
+        h.lowcase_key = low;
+        h.hash = ngx_hash_strlow(low, key, name.len());
+    }
+    h.next = core::ptr::null_mut();
+
+    // SAFETY: the upstream module's main conf exists in every http block.
+    let umcf: &ngx_http_upstream_main_conf_t =
+        unsafe { request_main_conf(r, &*core::ptr::addr_of!(ngx_http_upstream_module)) };
+    let hash = (&umcf.headers_in_hash as *const ngx::ffi::ngx_hash_t).cast_mut();
+    // SAFETY: lookup in nginx's read-only hash with the key just built.
+    let hh = unsafe { ngx_hash_find(hash, h.hash, h.lowcase_key, h.key.len) }
+        .cast::<ngx_http_upstream_header_t>();
+    // SAFETY: a hit points at a static entry of ngx_http_upstream_headers_in.
+    if let Some(hh) = unsafe { hh.as_ref() } {
+        if let Some(handler) = hh.handler {
+            // SAFETY: nginx's own handler with the entry's offset, called on
+            // a header pushed into u->headers_in like nginx's modules do.
+            let rc = unsafe { handler(r, h, hh.offset) };
+            if rc != OK {
+                return rc;
+            }
+        }
+    }
+    OK
+}
+
+/// `u->reinit_request`: a retry against the next server starts the
+/// response over (nginx itself resets headers_in and the request chain).
+///
+/// # Safety
+/// Called by nginx with a live request whose upstream our handler set up.
+pub unsafe extern "C" fn reinit_request(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx passes a live request.
+    let r = unsafe { &mut *r };
+    // SAFETY: our ctx slot holds a ResponseStream or NULL.
+    if let Some(ctx) = unsafe { request_ctx::<ResponseStream>(r, module()) } {
+        ctx.reset();
+    }
+    OK
+}
+
+/// `u->abort_request`.
+///
+/// # Safety
+/// Called by nginx with a live request.
+pub unsafe extern "C" fn abort_request(r: *mut ngx_http_request_t) {
+    // SAFETY: nginx passes a live request with a live connection.
+    let log = unsafe { (*(*r).connection).log };
+    ngx_log_debug!(mask: DebugMask::Http, log, "abort ferrocorn request");
+}
+
+/// `u->finalize_request`.
+///
+/// # Safety
+/// Called by nginx with a live request.
+pub unsafe extern "C" fn finalize_request(r: *mut ngx_http_request_t, rc: ngx_int_t) {
+    // SAFETY: nginx passes a live request with a live connection.
+    let log = unsafe { (*(*r).connection).log };
+    ngx_log_debug!(mask: DebugMask::Http, log, "finalize ferrocorn request rc={}", rc);
+}
+
+/// Log line for a worker `error` frame, mid-body or instead of a head.
+pub fn worker_error_line(err: pb::Error) -> String {
+    head::worker_error(err).to_string()
+}
