@@ -131,4 +131,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as e:
+        print(f"==> interrupted ({e or 'Ctrl-C'}): every server stopped, nothing written", file=sys.stderr)
+        sys.exit(130)

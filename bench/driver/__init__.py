@@ -11,6 +11,7 @@
     wrk.py           the load generator: Lua script per workload, one parsed run
     slow_clients.py  1,000 connections trickling request bodies (asyncio, own process)
     row.py           one row from start to stop: servers up, probe, measure, RSS, stop
+    stats.py         medians and ratios over the runs (shared by the page and the chart)
     machine.py       machine and version facts for the page
     report.py        bench/results.md from the measured data
     chart.py         the chart embedded in results.md (matplotlib, PNG)
