@@ -191,8 +191,10 @@ def _how_section(data: dict) -> list[str]:
            "bytes, the 1 MiB file from the page cache, and for the echo a `return 405` whose `error_page 405 =200` "
            "serves that file (nginx reads and drops the 1 MiB body, then sends 1 MiB back). The "
            "nginx-alone row answers the same way in the front nginx itself.",
-           "- Gunicorn's `--protocol uwsgi` (added in Gunicorn 25) exists in the pinned "
-           f"{data['versions'].get('Gunicorn', 'Gunicorn')}, so its row is included.",
+           "- Gunicorn's own uwsgi channel exists in the pinned "
+           f"{data['versions'].get('Gunicorn', 'Gunicorn')}: `--protocol uwsgi` (\"uWSGI binary "
+           "protocol (for nginx uwsgi_pass)\" in its settings reference; unix-socket peers are always allowed), "
+           "so its row is included, with sync workers.",
            f"- Load: wrk, one thread, `--timeout 10s`, a Lua script per workload (method, body, headers) "
            "whose `done()` prints the counts and latency percentiles: "
            "`wrk -t 1 -c CONNS -d SECONDSs --timeout 10s -s WORKLOAD.lua http://127.0.0.1:PORT/PATH`.",

@@ -75,7 +75,10 @@ def command(workload: Workload, script: Path, port: int, seconds: int) -> list[s
 
 def run(workload: Workload, script: Path, port: int, seconds: int) -> Run:
     argv = command(workload, script, port, seconds)
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"wrk did not finish within {seconds + 60} s") from None
     for line in out.stdout.splitlines():
         if line.startswith(_MARK):
             d = json.loads(line[len(_MARK):])
