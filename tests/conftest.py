@@ -82,6 +82,10 @@ LOCATIONS = """\
         location /fake/ {{
             ferrocorn_pass unix:{w}/fake.sock;
         }}
+        location /fake-unbuffered/ {{
+            ferrocorn_pass unix:{w}/fake.sock;
+            ferrocorn_buffering off;
+        }}
         location /down/ {{
             ferrocorn_pass unix:{w}/missing.sock;
         }}

@@ -29,17 +29,16 @@ def test_exception_before_start_response_is_500_with_traceback(broken):
 def test_exception_after_first_chunk_cuts_the_response(broken, endpoint):
     token = uuid.uuid4().hex
     marks = broken.ferrocorn.log_marks()
-    result = curl("-o", "/dev/null", "-w", "%{http_code}", broken.url("/broken/%s?%s" % (endpoint, token)))
-    # The status line was already sent; the client must see the body cut short
-    # (curl 18: transfer closed with outstanding read data remaining).
-    assert result.stdout == b"200"
-    assert result.returncode != 0, "curl saw a complete response"
+    result = curl("-o", "/dev/null", broken.url("/broken/%s?%s" % (endpoint, token)))
+    # curl 18 (body cut short) once nginx sent the head, 52 (empty reply) when
+    # nginx still held it: either way the client never sees a complete response.
+    assert result.returncode in (18, 52, 56), (result.returncode, result.stderr)
     broken.ferrocorn.wait_for_log("boom after first chunk.* %s" % token, since=marks)
     assert_still_serving(broken)
 
 
 def test_exception_after_first_chunk_is_incomplete_for_requests(broken):
-    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)):
         requests.get(broken.url("/broken/raise_after?%s" % uuid.uuid4().hex), timeout=30).content
     assert_still_serving(broken)
 

@@ -6,6 +6,7 @@ import pytest
 import requests
 
 import fake_upstream as wire
+from httpraw import curl
 
 
 def test_socket_missing_is_502_with_cause_logged(nginx):
@@ -56,16 +57,21 @@ GARBAGE = {
 }
 
 
+VALID_REPLY = wire.response_head(200, b"OK", [(b"Content-Type", b"text/plain")]) + wire.response_body(b"valid\n") + wire.response_end()
+
+
 @pytest.mark.parametrize("reply", GARBAGE.values(), ids=GARBAGE.keys())
-def test_malformed_frame_is_502_and_logged(fake_upstream, basic, reply):
+def test_malformed_frame_is_502_and_logged(fake_upstream, nginx, reply):
     fake_upstream.reply = reply
-    mark = basic.nginx.error_log.mark()
-    response = requests.get(basic.url("/fake/anything"), timeout=30)
+    mark = nginx.error_log.mark()
+    response = requests.get(nginx.url("/fake/anything"), timeout=30)
     assert response.status_code == 502
-    basic.nginx.error_log.wait_for("upstream sent invalid", since=mark)
-    after = requests.get(basic.url("/hello"), timeout=30)
+    nginx.error_log.wait_for("upstream sent invalid", since=mark)
+    # nginx (its one worker process) is still there and serves the next request.
+    fake_upstream.reply = VALID_REPLY
+    after = requests.get(nginx.url("/fake/again"), timeout=30)
     assert after.status_code == 200
-    assert after.content == b"Hello, world!\n"
+    assert after.content == b"valid\n"
 
 
 def test_error_frame_is_502_and_its_message_logged(fake_upstream, nginx):
@@ -97,3 +103,21 @@ def test_upstream_closing_before_head_is_502(fake_upstream, nginx):
     response = requests.get(nginx.url("/fake/anything"), timeout=30)
     assert response.status_code == 502
     nginx.error_log.wait_for("prematurely closed", since=mark)
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [wire.error_frame(wire.ERROR_INTERNAL, "app raised mid-body"), b""],
+    ids=["error-frame", "connection-closed"],
+)
+@pytest.mark.parametrize("location", ["/fake/", "/fake-unbuffered/"], ids=["buffering-on", "buffering-off"])
+def test_upstream_failing_mid_body_cuts_the_client_response(fake_upstream, nginx, ending, location):
+    fake_upstream.reply = (
+        wire.response_head(200, b"OK", [(b"Content-Type", b"text/plain")])
+        + wire.response_body(b"partial body " * 1000)
+        + ending
+    )
+    result = curl("-o", "/dev/null", nginx.url(location + "cut"))
+    # curl 18 (body cut short) once nginx sent the head, 52 (empty reply) when
+    # nginx still held it: either way the client never sees a complete response.
+    assert result.returncode in (18, 52, 56), (result.returncode, result.stderr)
