@@ -192,9 +192,12 @@ class Ferrocorn:
         for stale in (self.sock, self.log.path, self.stderr.path):
             if stale.exists():
                 stale.unlink()
+        # Only an explicit --virtualenv picks a venv: the caller's shell must not matter.
+        env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
         out = open(self.stderr.path, "ab")
         self.proc = subprocess.Popen(
             self.command(),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
