@@ -44,13 +44,6 @@ pub unsafe extern "C" fn process_header(r: *mut ngx_http_request_t) -> ngx_int_t
         }
     };
 
-    for header in &h.headers {
-        let rc = push_header(r, u, &header.name, &header.value);
-        if rc != OK {
-            return rc;
-        }
-    }
-
     u.headers_in.status_n = h.status as usize;
     // SAFETY: u->state is NULL or this attempt's state record.
     if let Some(state) = unsafe { u.state.as_mut() } {
@@ -70,6 +63,13 @@ pub unsafe extern "C" fn process_header(r: *mut ngx_http_request_t) -> ngx_int_t
         u.headers_in.status_line.len = line.len();
     }
     ngx_log_debug!(mask: DebugMask::Http, log, "ferrocorn status {}", h.status);
+
+    for header in &h.headers {
+        let rc = push_header(r, u, &header.name, &header.value);
+        if rc != OK {
+            return rc;
+        }
+    }
 
     // SAFETY: `used` <= the bytes in the buffer (parse consumed them).
     u.buffer.pos = unsafe { u.buffer.pos.add(used) };
@@ -101,10 +101,14 @@ fn push_header(
 ) -> ngx_int_t {
     // SAFETY: the upstream header list is initialised by upstream init.
     let h = unsafe { ngx_list_push(&mut u.headers_in.headers) }.cast::<ngx_table_elt_t>();
-    // SAFETY: fresh list slot; every field is written below.
+    // SAFETY: a fresh, aligned list slot for one ngx_table_elt_t.
     let Some(h) = (unsafe { h.as_mut() }) else {
         return ERROR;
     };
+    // Zeroed, then filled: no stale `next` link (a field only nginx >= 1.23
+    // has, so it is never named here).
+    // SAFETY: all-zero is a valid, empty ngx_table_elt_t.
+    *h = unsafe { core::mem::zeroed() };
     // key\0value\0lowercase-key, one pool allocation as in uwsgi.
     let size = name.len() + 1 + value.len() + 1 + name.len();
     // SAFETY: request pool allocation.
@@ -129,7 +133,6 @@ fn push_header(
         h.lowcase_key = low;
         h.hash = ngx_hash_strlow(low, key, name.len());
     }
-    h.next = core::ptr::null_mut();
 
     // SAFETY: the upstream module's main conf exists in every http block.
     let umcf: &ngx_http_upstream_main_conf_t =
