@@ -101,10 +101,21 @@ pub unsafe extern "C" fn pipe_input_filter(
     p: *mut ngx_event_pipe_t,
     buf: *mut ngx_buf_t,
 ) -> ngx_int_t {
-    // SAFETY: nginx passes its live pipe and one of its raw buffers; input_ctx
-    // is the request our handler registered.
-    let (p, buf) = unsafe { (&mut *p, &mut *buf) };
-    if buf.pos == buf.last {
+    // SAFETY: nginx passes its live pipe; input_ctx is the request our
+    // handler registered. The raw buffer `buf` is only used through its
+    // pointer: its shadow links are written while it is being read.
+    let p = unsafe { &mut *p };
+    // SAFETY: `buf` is one of the pipe's live raw buffers.
+    let (pos, last, raw_start, raw_end, raw_num) = unsafe {
+        (
+            (*buf).pos,
+            (*buf).last,
+            (*buf).start,
+            (*buf).end,
+            (*buf).num,
+        )
+    };
+    if pos == last {
         return OK;
     }
     // SAFETY: as above.
@@ -116,14 +127,13 @@ pub unsafe extern "C" fn pipe_input_filter(
         return ERROR;
     };
 
-    let raw: *mut ngx_buf_t = buf;
     // Where the next shadow buffer is linked from: first the raw buffer's
     // `shadow`, then each shadow's own (nginx's shadow chain).
-    let mut prev: *mut *mut ngx_buf_t = &mut buf.shadow;
+    // SAFETY: `buf` is live (see above).
+    let mut prev: *mut *mut ngx_buf_t = unsafe { core::ptr::addr_of_mut!((*buf).shadow) };
     let mut last_b: *mut ngx_buf_t = core::ptr::null_mut();
     // SAFETY: pos..last are the bytes nginx just read into this buffer.
-    let input = unsafe { span(buf.pos, buf.last) };
-    let pos = buf.pos;
+    let input = unsafe { span(pos, last) };
 
     let end = ctx.scan(input, |range| {
         // SAFETY: p->pool and p->free are the pipe's own.
@@ -141,8 +151,8 @@ pub unsafe extern "C" fn pipe_input_filter(
             b.pos = pos.add(range.start);
             b.last = pos.add(range.end);
         }
-        b.start = unsafe { (*raw).start };
-        b.end = unsafe { (*raw).end };
+        b.start = raw_start;
+        b.end = raw_end;
         b.tag = p.tag;
         b.set_temporary(1);
         b.set_recycled(1);
@@ -157,8 +167,7 @@ pub unsafe extern "C" fn pipe_input_filter(
             unsafe { *p.last_in = cl };
         }
         p.last_in = &mut cl_ref.next;
-        // SAFETY: `raw` is live (see above).
-        b.num = unsafe { (*raw).num };
+        b.num = raw_num;
         last_b = b;
         Ok(())
     });
@@ -175,13 +184,13 @@ pub unsafe extern "C" fn pipe_input_filter(
 
     // SAFETY: `last_b` is NULL or the last shadow buffer linked above.
     if let Some(b) = unsafe { last_b.as_mut() } {
-        b.shadow = raw;
+        b.shadow = buf;
         b.set_last_shadow(1);
         return OK;
     }
     // No body bytes in this buffer: give it back to the pipe.
     // SAFETY: p and the raw buffer are nginx's; the buffer is not referenced.
-    if unsafe { ngx_event_pipe_add_free_buf(p, raw) } != OK {
+    if unsafe { ngx_event_pipe_add_free_buf(p, buf) } != OK {
         return ERROR;
     }
     OK

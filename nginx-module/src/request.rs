@@ -113,7 +113,8 @@ fn head_buf(r: &ngx_http_request_t, content_length: i64) -> Option<*mut ngx_buf_
     // SAFETY: c->sockaddr is the client's address, set at accept.
     let remote_port = unsafe { ngx_inet_get_port(c.sockaddr) };
 
-    // SAFETY (all str_bytes below): request strings live in the request pool.
+    // SAFETY: every str_bytes below reads a request string, which lives in
+    // the request pool for the whole request.
     let head = unsafe {
         RequestHeadRef {
             method: str_bytes(&r.method_name),
@@ -142,6 +143,7 @@ fn head_buf(r: &ngx_http_request_t, content_length: i64) -> Option<*mut ngx_buf_
     let b = unsafe { ngx_create_temp_buf(r.pool, len) };
     // SAFETY: a fresh temp buf of `len` bytes starting at pos.
     let b_ref = unsafe { b.as_mut() }?;
+    // SAFETY: the buffer holds `len` writable bytes at pos, ours alone.
     let out = unsafe { core::slice::from_raw_parts_mut(b_ref.pos, len) };
     head.write_frame(out).ok()?;
     // SAFETY: within the buffer just filled.
@@ -198,6 +200,7 @@ fn narrowed_copy(
     if buf_in_memory(orig) {
         // SAFETY: offset + size lies within pos..last (body_pieces of buf_size).
         copy.pos = unsafe { orig.pos.add(offset as usize) };
+        // SAFETY: as above.
         copy.last = unsafe { copy.pos.add(size) };
         copy.start = copy.pos;
     }
