@@ -1,0 +1,129 @@
+//! Starting and stopping CPython inside a worker (never in the master).
+//!
+//! Python is configured like the `python` of the virtualenv when one is
+//! given (its `bin/python` as `executable`, so `site` finds its packages),
+//! without Python's own signal handlers (the worker owns SIGINT/SIGTERM),
+//! and with `sys.argv` set to the server's command line, as Gunicorn has it.
+
+use std::ffi::{CStr, CString};
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::settings::python_of;
+
+/// The main thread's state, saved when the GIL is released after
+/// initialization; restored to finalize.
+static MAIN_THREAD: AtomicPtr<ffi::PyThreadState> = AtomicPtr::new(std::ptr::null_mut());
+
+fn check(status: ffi::PyStatus) -> Result<(), String> {
+    // SAFETY: `status` is a PyStatus returned by the C API; its strings,
+    // when set, are static C strings.
+    unsafe {
+        if ffi::PyStatus_Exception(status) == 0 {
+            return Ok(());
+        }
+        let text = |p: *const std::ffi::c_char| {
+            (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
+        Err(match (text(status.func), text(status.err_msg)) {
+            (Some(func), Some(msg)) => format!("Python initialization failed: {func}: {msg}"),
+            (None, Some(msg)) => format!("Python initialization failed: {msg}"),
+            _ => format!(
+                "Python initialization failed (exit code {})",
+                status.exitcode
+            ),
+        })
+    }
+}
+
+fn c_string(bytes: &[u8]) -> Result<CString, String> {
+    CString::new(bytes)
+        .map_err(|_| format!("{:?} contains a NUL byte", String::from_utf8_lossy(bytes)))
+}
+
+/// Starts Python, then puts `pythonpath` and the current directory in
+/// front of `sys.path`. Leaves the GIL released.
+pub fn initialize(virtualenv: Option<&Path>, pythonpath: &[PathBuf]) -> Result<(), String> {
+    let executable = virtualenv
+        .map(|v| c_string(python_of(v).as_os_str().as_bytes()))
+        .transpose()?;
+    let argv: Vec<CString> = std::env::args_os()
+        .map(|a| c_string(a.as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let mut argv_ptrs: Vec<*const std::ffi::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+
+    let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
+    let cfg = config.as_mut_ptr();
+    // SAFETY: called once per process, before any other Python API. The
+    // config is initialized by PyConfig_InitPythonConfig before its fields
+    // are touched (through the raw pointer, as the C API expects) and
+    // cleared after use; the strings and argv outlive the calls that copy
+    // them.
+    let result = unsafe {
+        ffi::PyConfig_InitPythonConfig(cfg);
+        (*cfg).install_signal_handlers = 0;
+        (*cfg).parse_argv = 0;
+        let result = (|| {
+            if let Some(exe) = &executable {
+                check(ffi::PyConfig_SetBytesString(
+                    cfg,
+                    &raw mut (*cfg).executable,
+                    exe.as_ptr(),
+                ))?;
+            }
+            check(ffi::PyConfig_SetBytesArgv(
+                cfg,
+                argv_ptrs.len() as ffi::Py_ssize_t,
+                argv_ptrs.as_mut_ptr(),
+            ))?;
+            check(ffi::Py_InitializeFromConfig(cfg))
+        })();
+        ffi::PyConfig_Clear(cfg);
+        if result.is_ok() {
+            // Release the GIL; each request attaches again.
+            MAIN_THREAD.store(ffi::PyEval_SaveThread(), Ordering::SeqCst);
+        }
+        result
+    };
+    result?;
+    Python::attach(|py| extend_sys_path(py, pythonpath))
+        .map_err(|e| format!("cannot set sys.path: {e}"))
+}
+
+/// `sys.path = [*pythonpath, cwd, *sys.path]`, skipping entries already there.
+fn extend_sys_path(py: Python<'_>, pythonpath: &[PathBuf]) -> PyResult<()> {
+    let path = py.import("sys")?.getattr("path")?.cast_into::<PyList>()?;
+    let cwd = std::env::current_dir()?;
+    let mut at = 0;
+    for dir in pythonpath.iter().map(|d| cwd.join(d)).chain([cwd.clone()]) {
+        let dir = dir.to_string_lossy().into_owned();
+        if !path.contains(&dir)? {
+            path.insert(at, dir)?;
+            at += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Runs Python's shutdown (atexit handlers, joining non-daemon threads,
+/// flushing stdio). The last Python call of the process.
+pub fn finalize() {
+    let main = MAIN_THREAD.swap(std::ptr::null_mut(), Ordering::SeqCst);
+    if main.is_null() {
+        return;
+    }
+    // SAFETY: `main` is the state PyEval_SaveThread returned on this same
+    // (only) thread, restored once; no Python object is used afterwards.
+    unsafe {
+        ffi::PyEval_RestoreThread(main);
+        if ffi::Py_FinalizeEx() < 0 {
+            warning!("Python finalization reported an error");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Signal handling for both process kinds. This file holds every signal
+//! handler and every `sigaction` call.
+//!
+//! - The master's handlers only enqueue: they write the signal number into
+//!   a non-blocking self-pipe, which [`SignalQueue::wait`] polls together
+//!   with the 1 s tick.
+//! - A worker's handlers only set flags, read by the serving loop between
+//!   requests, except INT/QUIT, which end the worker at once (Gunicorn's
+//!   "quick" shutdown).
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+/// Signals the master handles, each with one `handle_*` in the arbiter.
+pub const MASTER_SIGNALS: [Signal; 9] = [
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGUSR1,
+    Signal::SIGCHLD,
+    Signal::SIGWINCH,
+];
+
+/// Write end of the master's self-pipe, for the handler; -1 when none.
+static QUEUE_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn enqueue(signo: libc::c_int) {
+    let fd = QUEUE_FD.load(Ordering::Relaxed);
+    if fd < 0 {
+        return;
+    }
+    let saved = Errno::last_raw();
+    let byte = signo as u8;
+    // SAFETY: write(2) is async-signal-safe; `byte` lives for the call. A
+    // full pipe drops the byte, which is fine: the queue then already holds
+    // enough wake-ups, and SIGCHLD reaping happens every tick anyway.
+    unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    Errno::set_raw(saved);
+}
+
+/// The master's queue of received signals.
+pub struct SignalQueue {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl SignalQueue {
+    /// Creates the self-pipe and routes [`MASTER_SIGNALS`] into it.
+    pub fn install() -> nix::Result<SignalQueue> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        QUEUE_FD.store(write.as_raw_fd(), Ordering::Relaxed);
+        let action = SigAction::new(
+            SigHandler::Handler(enqueue),
+            SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
+            SigSet::empty(),
+        );
+        for sig in MASTER_SIGNALS {
+            // SAFETY: `enqueue` only calls async-signal-safe functions.
+            unsafe { sigaction(sig, &action) }?;
+        }
+        Ok(SignalQueue { read, write })
+    }
+
+    /// Waits up to `timeout` for signals; returns them in arrival order,
+    /// each at most once (a burst of SIGCHLD is one wake-up).
+    pub fn wait(&self, timeout: Duration) -> Vec<Signal> {
+        let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        // EINTR is a wake-up like any other: the byte is in the pipe.
+        let _ = poll(&mut fds, timeout);
+        let mut signals = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Ok(n @ 1..) = nix::unistd::read(&self.read, &mut buf) {
+            for &b in &buf[..n] {
+                if let Ok(sig) = Signal::try_from(i32::from(b)) {
+                    if !signals.contains(&sig) {
+                        signals.push(sig);
+                    }
+                }
+            }
+        }
+        signals
+    }
+}
+
+impl Drop for SignalQueue {
+    fn drop(&mut self) {
+        if QUEUE_FD.load(Ordering::Relaxed) == self.write.as_raw_fd() {
+            QUEUE_FD.store(-1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Set by SIGTERM in a worker: finish the current request, then exit.
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by SIGUSR1 in a worker: reopen the log file.
+static REOPEN: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+extern "C" fn request_reopen(_: libc::c_int) {
+    REOPEN.store(true, Ordering::Relaxed);
+}
+
+extern "C" fn quit_now(_: libc::c_int) {
+    // SAFETY: _exit(2) is async-signal-safe and never returns.
+    unsafe { libc::_exit(0) }
+}
+
+/// The first thing a forked worker does: forget the master's handlers and
+/// queue, ignore SIGPIPE (a gone peer is an EPIPE error, not a death), and
+/// install the worker's own handlers. TERM and USR1 do not restart system
+/// calls, so an idle `poll` wakes up to notice them.
+pub fn become_worker(queue: SignalQueue) -> nix::Result<()> {
+    QUEUE_FD.store(-1, Ordering::Relaxed);
+    drop(queue);
+    let set = |sig, handler, flags| {
+        let action = SigAction::new(handler, flags, SigSet::empty());
+        // SAFETY: every handler used here is async-signal-safe (atomic
+        // stores, _exit) or a default/ignore disposition.
+        unsafe { sigaction(sig, &action) }.map(drop)
+    };
+    for sig in MASTER_SIGNALS {
+        set(sig, SigHandler::SigDfl, SaFlags::empty())?;
+    }
+    set(Signal::SIGPIPE, SigHandler::SigIgn, SaFlags::empty())?;
+    set(Signal::SIGHUP, SigHandler::SigIgn, SaFlags::empty())?;
+    set(Signal::SIGWINCH, SigHandler::SigIgn, SaFlags::empty())?;
+    set(
+        Signal::SIGTERM,
+        SigHandler::Handler(request_stop),
+        SaFlags::empty(),
+    )?;
+    set(
+        Signal::SIGUSR1,
+        SigHandler::Handler(request_reopen),
+        SaFlags::empty(),
+    )?;
+    set(
+        Signal::SIGINT,
+        SigHandler::Handler(quit_now),
+        SaFlags::empty(),
+    )?;
+    set(
+        Signal::SIGQUIT,
+        SigHandler::Handler(quit_now),
+        SaFlags::empty(),
+    )?;
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::empty()),
+        None,
+    )
+}
+
+/// Whether a graceful stop was requested (SIGTERM in a worker).
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Returns and clears a pending log-reopen request (SIGUSR1 in a worker).
+pub fn take_reopen_request() -> bool {
+    REOPEN.swap(false, Ordering::Relaxed)
+}

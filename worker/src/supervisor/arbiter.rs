@@ -1,0 +1,370 @@
+//! The master process: binds the sockets, forks the workers and keeps
+//! their number right until it is told to stop. It never starts Python.
+//!
+//! The loop (see [`Arbiter::run`]) waits for a signal or the 1 s tick,
+//! dispatches each signal to its `handle_*` method, reaps dead workers,
+//! kills silent ones and spawns or retires workers to meet the target.
+//! The decisions themselves live in [`super::workers`], tested without fork.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{getpid, Pid};
+
+use super::heartbeat::Heartbeat;
+use super::listener::Listener;
+use super::spawn::{self, WorkerBoot};
+use super::workers::{judge_exit, timeout_signal, Backoff, Exit, Verdict, WorkerSet, WorkerState};
+use crate::logging;
+use crate::settings::Settings;
+use crate::signals::SignalQueue;
+
+/// Longest wait of the master loop between two looks at its workers.
+const TICK: Duration = Duration::from_secs(1);
+
+/// How the master was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM: workers finish their requests within `--graceful-timeout`.
+    Graceful,
+    /// SIGINT/SIGQUIT: workers exit at once.
+    Quick,
+}
+
+/// Starts the master: log, chdir, bind, then supervise until stopped.
+/// Returns the process exit code.
+pub fn run(settings: Settings) -> u8 {
+    if let Err(e) = logging::init(settings.log_level, &settings.error_logfile) {
+        eprintln!("Error: cannot open the error log {e}");
+        return 1;
+    }
+    if let Some(dir) = &settings.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            error!("cannot change directory to {}: {e}", dir.display());
+            return 1;
+        }
+    }
+    info!("Starting ferrocorn {}", env!("CARGO_PKG_VERSION"));
+    let mut listeners = Vec::new();
+    for addr in &settings.bind {
+        match Listener::bind(addr) {
+            Ok(l) => {
+                info!("Listening at: {} ({})", l.addr(), getpid());
+                listeners.push(l);
+            }
+            Err(e) => {
+                error!("{e}");
+                listeners.iter().for_each(Listener::remove_socket_file);
+                return 1;
+            }
+        }
+    }
+    let signals = match SignalQueue::install() {
+        Ok(q) => q,
+        Err(e) => {
+            error!("cannot install signal handlers: {e}");
+            listeners.iter().for_each(Listener::remove_socket_file);
+            return 1;
+        }
+    };
+    let mut arbiter = Arbiter {
+        target: settings.workers,
+        settings,
+        listeners,
+        signals: Some(signals),
+        workers: WorkerSet::default(),
+        backoff: Backoff::default(),
+        pid: getpid(),
+    };
+    arbiter.run()
+}
+
+struct Arbiter {
+    settings: Settings,
+    /// The bound sockets; handed to each worker at fork.
+    listeners: Vec<Listener>,
+    /// `None` only in a freshly forked worker, which takes it.
+    signals: Option<SignalQueue>,
+    workers: WorkerSet<Heartbeat>,
+    /// Wanted number of workers (`--workers`, changed by TTIN/TTOU).
+    target: usize,
+    backoff: Backoff,
+    pid: Pid,
+}
+
+impl Arbiter {
+    /// The master loop.
+    fn run(&mut self) -> u8 {
+        loop {
+            self.manage_workers();
+            for sig in self.queue().wait(self.tick()) {
+                if let Some(stop) = self.dispatch(sig) {
+                    return self.shutdown(stop);
+                }
+            }
+            if let Some((code, reason)) = self.reap_workers() {
+                return self.halt(code, reason);
+            }
+            self.murder_workers();
+        }
+    }
+
+    fn queue(&self) -> &SignalQueue {
+        self.signals
+            .as_ref()
+            .expect("the master owns its signal queue")
+    }
+
+    /// Sleeps less than a tick when a backed-off spawn is due sooner.
+    fn tick(&self) -> Duration {
+        match self.backoff.remaining(Instant::now()) {
+            Some(d) if self.workers.active() < self.target => d.min(TICK),
+            _ => TICK,
+        }
+    }
+
+    fn dispatch(&mut self, sig: Signal) -> Option<Stop> {
+        if sig != Signal::SIGCHLD {
+            info!(
+                "Handling signal: {}",
+                sig.as_str()[3..].to_ascii_lowercase()
+            );
+        }
+        match sig {
+            Signal::SIGTERM => return Some(Stop::Graceful),
+            Signal::SIGINT | Signal::SIGQUIT => return Some(Stop::Quick),
+            Signal::SIGHUP => self.handle_hup(),
+            Signal::SIGTTIN => self.handle_ttin(),
+            Signal::SIGTTOU => self.handle_ttou(),
+            Signal::SIGUSR1 => self.handle_usr1(),
+            // SIGCHLD: the loop reaps after every wake-up. SIGWINCH: ignored.
+            _ => {}
+        }
+        None
+    }
+
+    /// HUP: start a fresh set of workers (they import the app anew), then
+    /// retire the old ones gracefully.
+    fn handle_hup(&mut self) {
+        info!("Hang up: Master");
+        let old: Vec<Pid> = self
+            .workers
+            .iter()
+            .filter(|w| w.state == WorkerState::Running)
+            .map(|w| w.pid)
+            .collect();
+        for _ in 0..self.target {
+            if !self.spawn_worker() {
+                break;
+            }
+        }
+        old.into_iter().for_each(|pid| self.retire(pid));
+    }
+
+    /// TTIN: one worker more.
+    fn handle_ttin(&mut self) {
+        self.target += 1;
+        info!("Number of workers: {}", self.target);
+    }
+
+    /// TTOU: one worker fewer (at least one stays).
+    fn handle_ttou(&mut self) {
+        self.target = (self.target - 1).max(1);
+        info!("Number of workers: {}", self.target);
+    }
+
+    /// USR1: reopen the log file, and have every worker do the same.
+    fn handle_usr1(&mut self) {
+        if let Err(e) = logging::reopen() {
+            error!("cannot reopen the error log: {e}");
+        }
+        self.signal_all(Signal::SIGUSR1);
+    }
+
+    /// Spawns missing workers and retires extra ones.
+    fn manage_workers(&mut self) {
+        let plan = self.workers.plan(self.target);
+        plan.retire.into_iter().for_each(|pid| self.retire(pid));
+        for _ in 0..plan.spawn {
+            if !self.backoff.ready(Instant::now()) || !self.spawn_worker() {
+                break;
+            }
+        }
+    }
+
+    fn retire(&mut self, pid: Pid) {
+        if let Some(w) = self.workers.get_mut(pid) {
+            w.state = WorkerState::Retiring;
+            send(pid, Signal::SIGTERM);
+        }
+    }
+
+    /// Forks one worker; false when that failed.
+    fn spawn_worker(&mut self) -> bool {
+        let heartbeat = match Heartbeat::new() {
+            Ok(h) => h,
+            Err(e) => {
+                error!("cannot create a worker heartbeat: {e}");
+                return false;
+            }
+        };
+        match spawn::fork() {
+            Ok(Some(pid)) => {
+                self.workers.add(pid, heartbeat, Instant::now());
+                true
+            }
+            Ok(None) => {
+                // The child: take what a worker needs, drop the master's
+                // bookkeeping (closing its siblings' heartbeats), and never
+                // come back into this loop.
+                self.workers.clear();
+                let boot = WorkerBoot {
+                    settings: self.settings.clone(),
+                    listeners: std::mem::take(&mut self.listeners),
+                    heartbeat,
+                    master: self.pid,
+                };
+                let queue = self
+                    .signals
+                    .take()
+                    .expect("the master owns its signal queue");
+                spawn::worker_main(boot, queue)
+            }
+            Err(e) => {
+                error!("cannot fork a worker: {e}");
+                false
+            }
+        }
+    }
+
+    /// Collects exited workers. Returns the exit code and reason when one
+    /// of them means the master must stop (boot or app-load error).
+    fn reap_workers(&mut self) -> Option<(u8, &'static str)> {
+        loop {
+            let (pid, exit) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, Exit::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Exit::Signal(sig)),
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return None,
+                Ok(_) => continue,
+                Err(e) => {
+                    error!("waitpid failed: {e}");
+                    return None;
+                }
+            };
+            let Some(worker) = self.workers.remove(pid) else {
+                continue;
+            };
+            let now = Instant::now();
+            match judge_exit(pid, exit) {
+                Verdict::Halt { code, reason } => {
+                    error!("Worker (pid:{pid}) exited with code {code}");
+                    return Some((code, reason));
+                }
+                Verdict::Replace { message, level } => {
+                    if let Some(message) = message {
+                        logging::log(level, format_args!("{message}"));
+                    }
+                    let clean = exit == Exit::Code(0) || worker.state == WorkerState::Retiring;
+                    self.backoff
+                        .record_exit(now.duration_since(worker.spawned_at), clean, now);
+                }
+            }
+        }
+    }
+
+    /// Signals workers whose heartbeat is older than `--timeout`.
+    fn murder_workers(&mut self) {
+        let timeout =
+            (self.settings.timeout > 0).then(|| Duration::from_secs(self.settings.timeout));
+        let now = SystemTime::now();
+        for pid in self.workers.pids() {
+            let Some(w) = self.workers.get_mut(pid) else {
+                continue;
+            };
+            let silent = match w.heartbeat.last_beat() {
+                Ok(t) => now.duration_since(t).unwrap_or_default(),
+                Err(_) => continue,
+            };
+            match timeout_signal(w.state, silent, timeout) {
+                Some(Signal::SIGABRT) => {
+                    critical!("WORKER TIMEOUT (pid:{pid})");
+                    w.state = WorkerState::Aborted;
+                    send(pid, Signal::SIGABRT);
+                }
+                Some(sig) => send(pid, sig),
+                None => {}
+            }
+        }
+    }
+
+    /// Boot or app-load error: stop the other workers and exit with `code`.
+    fn halt(&mut self, code: u8, reason: &str) -> u8 {
+        self.stop_workers(Stop::Graceful);
+        info!("Shutting down: Master");
+        info!("Reason: {reason}");
+        code
+    }
+
+    fn shutdown(&mut self, stop: Stop) -> u8 {
+        self.stop_workers(stop);
+        info!("Shutting down: Master");
+        0
+    }
+
+    /// Closes the listeners (removing unix socket files), signals every
+    /// worker, waits for them up to `--graceful-timeout`, then kills what
+    /// is left.
+    fn stop_workers(&mut self, stop: Stop) {
+        for l in self.listeners.drain(..) {
+            l.remove_socket_file();
+        }
+        self.signal_all(match stop {
+            Stop::Graceful => Signal::SIGTERM,
+            Stop::Quick => Signal::SIGQUIT,
+        });
+        let deadline = Instant::now() + Duration::from_secs(self.settings.graceful_timeout);
+        while !self.workers.is_empty() && Instant::now() < deadline {
+            self.reap_quietly(false);
+            if !self.workers.is_empty() {
+                // Signals arriving now (a second TERM...) change nothing.
+                self.queue().wait(Duration::from_millis(100));
+            }
+        }
+        if !self.workers.is_empty() {
+            self.signal_all(Signal::SIGKILL);
+            self.reap_quietly(true);
+        }
+    }
+
+    /// Reaps during shutdown, without replacing anyone.
+    fn reap_quietly(&mut self, block: bool) {
+        let flags = (!block).then_some(WaitPidFlag::WNOHANG);
+        while !self.workers.is_empty() {
+            match waitpid(None, flags) {
+                Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _)) => {
+                    self.workers.remove(pid);
+                }
+                Ok(WaitStatus::StillAlive) => return,
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(_) => {
+                    self.workers.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn signal_all(&self, sig: Signal) {
+        self.workers.iter().for_each(|w| send(w.pid, sig));
+    }
+}
+
+/// Sends `sig` to `pid`; a worker that just died is not an error.
+fn send(pid: Pid, sig: Signal) {
+    match kill(pid, sig) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => error!("cannot send {} to worker {pid}: {e}", sig.as_str()),
+    }
+}

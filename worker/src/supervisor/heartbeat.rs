@@ -1,0 +1,89 @@
+//! A worker's heartbeat: an anonymous in-memory file (memfd) created by the
+//! master before the fork. The worker sets its modification time between
+//! requests and during idle waits; the master reads it every tick. A worker
+//! stuck in one request stops beating, and the master kills it after
+//! `--timeout` (Gunicorn's `WorkerTmp`, without a file on disk).
+
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::stat::{fstat, futimens};
+use nix::sys::time::TimeSpec;
+
+/// Shared between the master and one worker.
+#[derive(Debug)]
+pub struct Heartbeat {
+    file: OwnedFd,
+}
+
+impl Heartbeat {
+    /// Creates the file; its time is "now", so a booting worker has a full
+    /// `--timeout` to import the app and start serving.
+    pub fn new() -> nix::Result<Heartbeat> {
+        let file = memfd_create("ferrocorn-heartbeat", MFdFlags::MFD_CLOEXEC)?;
+        let beat = Heartbeat { file };
+        beat.touch()?;
+        Ok(beat)
+    }
+
+    /// Records "alive now" (the worker side).
+    pub fn touch(&self) -> nix::Result<()> {
+        futimens(&self.file, &TimeSpec::UTIME_NOW, &TimeSpec::UTIME_NOW)
+    }
+
+    /// When the worker last beat (the master side).
+    pub fn last_beat(&self) -> nix::Result<SystemTime> {
+        let st = fstat(&self.file)?;
+        Ok(UNIX_EPOCH + Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32))
+    }
+}
+
+/// The worker's side: touches the heartbeat at most once per interval, so
+/// the serving loop can call [`Pulse::beat`] on every iteration for free.
+#[derive(Debug)]
+pub struct Pulse {
+    heartbeat: Heartbeat,
+    last: Option<Instant>,
+}
+
+/// How often a worker touches its heartbeat when it can.
+pub const BEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Pulse {
+    pub fn new(heartbeat: Heartbeat) -> Pulse {
+        Pulse {
+            heartbeat,
+            last: None,
+        }
+    }
+
+    /// Touches the heartbeat if the last touch is older than
+    /// [`BEAT_INTERVAL`].
+    pub fn beat(&mut self, now: Instant) {
+        if self
+            .last
+            .is_none_or(|last| now.duration_since(last) >= BEAT_INTERVAL)
+        {
+            if let Err(e) = self.heartbeat.touch() {
+                warning!("cannot update the heartbeat: {e}");
+            }
+            self.last = Some(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touch_moves_the_beat_forward() {
+        let hb = Heartbeat::new().unwrap();
+        let first = hb.last_beat().unwrap();
+        assert!(SystemTime::now().duration_since(first).unwrap() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(20));
+        hb.touch().unwrap();
+        assert!(hb.last_beat().unwrap() > first);
+    }
+}

@@ -1,0 +1,222 @@
+//! Listening sockets, bound by the master before any worker is forked and
+//! shared by all of them (each worker accepts on every listener).
+//!
+//! Sockets are non-blocking (workers poll them and race to accept), have a
+//! backlog of 2048, and stay open across `exec` (no close-on-exec), ready
+//! for a future binary upgrade.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::socket::{
+    accept4, bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+    SockaddrIn, SockaddrIn6, UnixAddr,
+};
+
+use crate::settings::BindAddr;
+
+/// Pending connections the kernel queues per listener (Gunicorn's default).
+pub const BACKLOG: i32 = 2048;
+
+/// One bound, listening socket.
+#[derive(Debug)]
+pub struct Listener {
+    fd: OwnedFd,
+    /// As given on the command line, for log lines.
+    addr: BindAddr,
+}
+
+/// Why a `--bind` address could not be bound.
+#[derive(Debug)]
+pub struct BindError {
+    addr: BindAddr,
+    why: String,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot listen on {}: {}", self.addr, self.why)
+    }
+}
+
+impl std::error::Error for BindError {}
+
+impl Listener {
+    /// Binds and listens on `addr`.
+    pub fn bind(addr: &BindAddr) -> Result<Listener, BindError> {
+        let fail = |why: String| BindError {
+            addr: addr.clone(),
+            why,
+        };
+        let fd = match addr {
+            BindAddr::Unix(path) => bind_unix(path).map_err(|e| fail(e.to_string()))?,
+            BindAddr::Tcp { host, port } => {
+                let target = (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .map_err(|e| fail(format!("cannot resolve {host}: {e}")))?
+                    .next()
+                    .ok_or_else(|| fail(format!("{host} has no address")))?;
+                bind_tcp(target).map_err(|e| fail(e.to_string()))?
+            }
+        };
+        // Inheritable across exec; workers inherit it through fork anyway.
+        fcntl(&fd, FcntlArg::F_SETFD(FdFlag::empty())).map_err(|e| fail(e.to_string()))?;
+        Ok(Listener {
+            fd,
+            addr: addr.clone(),
+        })
+    }
+
+    /// Accepts one pending connection, non-blocking; `EAGAIN` when another
+    /// worker was faster.
+    pub fn accept(&self) -> nix::Result<OwnedFd> {
+        let conn = accept4(&self.fd, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC)?;
+        if matches!(self.addr, BindAddr::Tcp { .. }) {
+            // Frames are written whole; never let Nagle hold back a reply.
+            let _ = setsockopt(&conn, sockopt::TcpNoDelay, &true);
+        }
+        Ok(conn)
+    }
+
+    pub fn addr(&self) -> &BindAddr {
+        &self.addr
+    }
+
+    /// Removes the socket file of a unix listener (the master, at exit).
+    pub fn remove_socket_file(&self) {
+        if let BindAddr::Unix(path) = &self.addr {
+            if let Err(e) = std::fs::remove_file(path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    warning!("cannot remove {}: {e}", path.display());
+                }
+            }
+        }
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn bind_unix(path: &Path) -> io::Result<OwnedFd> {
+    remove_stale_socket(path)?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    // nginx's workers (often `nobody`) must be able to connect.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    listen(&fd, Backlog::new(BACKLOG)?)?;
+    Ok(fd)
+}
+
+/// A socket file left by a dead server is removed; one a live server
+/// answers on is "in use"; any other file is never touched.
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        ));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another server is listening on this socket",
+        ));
+    }
+    std::fs::remove_file(path)
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_NONBLOCK, None)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    match addr {
+        SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(a))?,
+        SocketAddr::V6(a) => bind(fd.as_raw_fd(), &SockaddrIn6::from(a))?,
+    }
+    listen(&fd, Backlog::new(BACKLOG)?)?;
+    Ok(fd)
+}
+
+/// The local address of a bound TCP listener (tests bind port 0).
+#[cfg(test)]
+pub fn local_port(listener: &Listener) -> u16 {
+    let addr: SockaddrIn = nix::sys::socket::getsockname(listener.fd.as_raw_fd()).unwrap();
+    addr.port()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ferrocorn-listener-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    #[test]
+    fn unix_socket_is_world_connectable_and_replaces_a_stale_one() {
+        let path = tmp("a.sock");
+        let addr = BindAddr::Unix(path.clone());
+        let first = Listener::bind(&addr).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o666);
+        // A live listener is "in use".
+        let err = Listener::bind(&addr).unwrap_err().to_string();
+        assert!(err.contains("another server"), "{err}");
+        // Once it is gone, its file is stale and replaced.
+        drop(first);
+        let second = Listener::bind(&addr).unwrap();
+        let _client = UnixStream::connect(&path).unwrap();
+        assert!(second.accept().is_ok());
+        second.remove_socket_file();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_regular_file_is_never_removed() {
+        let path = tmp("not-a-socket");
+        std::fs::write(&path, b"keep me").unwrap();
+        let err = Listener::bind(&BindAddr::Unix(path.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a socket"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn tcp_listener_accepts_nonblocking() {
+        let l = Listener::bind(&BindAddr::Tcp {
+            host: "127.0.0.1".into(),
+            port: 0,
+        })
+        .unwrap();
+        assert_eq!(l.accept().unwrap_err(), nix::errno::Errno::EAGAIN);
+        let _c = std::net::TcpStream::connect(("127.0.0.1", local_port(&l))).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(l.accept().is_ok());
+    }
+}

@@ -1,0 +1,83 @@
+//! The fork boundary. [`fork`] is the only place a process splits; in the
+//! child, [`worker_main`] turns the copy of the master into a worker, in
+//! this order: reset signals (ignoring SIGPIPE), die with the master,
+//! start Python, import the app, serve; the exit code says how it ended
+//! (0 stopped, 3 boot error, 4 app load error).
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::{getpid, getppid, ForkResult, Pid};
+
+use super::heartbeat::{Heartbeat, Pulse};
+use super::listener::Listener;
+use super::workers::{EXIT_APP_LOAD_ERROR, EXIT_WORKER_BOOT_ERROR};
+use crate::python::{self, BootError};
+use crate::settings::Settings;
+use crate::signals::{self, SignalQueue};
+use crate::worker::{self, ServeConfig};
+
+/// What a worker takes from the master at fork.
+pub struct WorkerBoot {
+    pub settings: Settings,
+    pub listeners: Vec<Listener>,
+    pub heartbeat: Heartbeat,
+    /// The master's pid, to notice being orphaned.
+    pub master: Pid,
+}
+
+/// Forks. `Some(pid)` in the master, `None` in the new worker.
+pub fn fork() -> nix::Result<Option<Pid>> {
+    // SAFETY: the master is single-threaded (it never starts threads or
+    // Python), so the child gets a consistent copy of every lock and
+    // allocator, and may run any code, not only async-signal-safe code.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Parent { child } => Ok(Some(child)),
+        ForkResult::Child => Ok(None),
+    }
+}
+
+/// The worker process's whole life; never returns.
+pub fn worker_main(boot: WorkerBoot, queue: SignalQueue) -> ! {
+    let code = run_worker(boot, queue);
+    std::process::exit(code)
+}
+
+fn run_worker(boot: WorkerBoot, queue: SignalQueue) -> i32 {
+    if let Err(e) = signals::become_worker(queue) {
+        error!("Worker failed to boot: cannot set up signals: {e}");
+        return EXIT_WORKER_BOOT_ERROR;
+    }
+    // If the master dies without stopping us, stop gracefully.
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM) {
+        warning!("cannot ask to be stopped with the master: {e}");
+    }
+    if getppid() != boot.master {
+        return 0;
+    }
+    info!("Booting worker with pid: {}", getpid());
+
+    let settings = &boot.settings;
+    let mut app = match python::boot(settings) {
+        Ok(app) => app,
+        Err(BootError::Interpreter(why)) => {
+            error!("Worker failed to boot: {why}");
+            return EXIT_WORKER_BOOT_ERROR;
+        }
+        // The traceback or message is already in the log.
+        Err(BootError::AppLoad) => return EXIT_APP_LOAD_ERROR,
+    };
+    let mut pulse = Pulse::new(boot.heartbeat);
+    pulse.beat(Instant::now());
+    let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    let config = ServeConfig {
+        keep_alive: Duration::from_secs(settings.keep_alive),
+        io_timeout: seconds(settings.timeout),
+        master: boot.master,
+    };
+    worker::serve(&boot.listeners, &mut pulse, &config, &mut app);
+    info!("Worker exiting (pid: {})", getpid());
+    drop(app);
+    python::finalize();
+    0
+}

@@ -1,0 +1,487 @@
+//! One framed connection from the nginx module.
+//!
+//! The socket is non-blocking. Reads go into a `BytesMut` and decoded
+//! frames are zero-copy slices of it. Writes are coalesced in a small
+//! buffer; a large body chunk goes out with `writev` behind its hand-made
+//! prefix, so the caller's bytes are never copied. When the socket is not
+//! ready, the connection waits in `poll` through a [`Blocker`], which lets
+//! the Python side release the GIL around exactly that wait and nothing
+//! else.
+
+use std::fmt;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ferrocorn_protocol::body::{self, BodyKind, MAX_BODY_CHUNK, MAX_PREFIX_LEN};
+use ferrocorn_protocol::frame::{self, FrameError};
+use ferrocorn_protocol::pb::{self, frame::Kind, Frame};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::request_body::BodyCursor;
+
+/// Bytes asked of each `read` when no frame length says more.
+const READ_CHUNK: usize = 64 * 1024;
+/// Writes smaller than this are copied into the write buffer and sent
+/// together; larger ones go out with `writev`, uncopied.
+const COALESCE_LIMIT: usize = 16 * 1024;
+
+/// Runs a blocking wait. The worker loop waits directly ([`Direct`]); the
+/// Python side wraps the wait in `Python::detach` so other Python threads
+/// run meanwhile.
+pub trait Blocker {
+    fn block<T: Send, F: FnOnce() -> T + Send>(&self, f: F) -> T;
+}
+
+/// Waits on the calling thread, holding whatever it holds.
+pub struct Direct;
+
+impl Blocker for Direct {
+    fn block<T: Send, F: FnOnce() -> T + Send>(&self, f: F) -> T {
+        f()
+    }
+}
+
+/// Why a connection cannot go on. Each closes it.
+#[derive(Debug)]
+pub enum ConnError {
+    /// The peer closed the connection in the middle of a frame or exchange.
+    Closed,
+    /// Bytes that are not a valid frame.
+    Frame(FrameError),
+    /// A valid frame where the exchange does not allow it.
+    OutOfOrder(String),
+    /// The socket made no progress for the I/O timeout.
+    Timeout,
+    Io(Errno),
+}
+
+impl ConnError {
+    /// The peer went away: a client abort, not a fault worth a warning.
+    pub fn is_peer_gone(&self) -> bool {
+        matches!(
+            self,
+            ConnError::Closed | ConnError::Io(Errno::EPIPE | Errno::ECONNRESET)
+        )
+    }
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnError::Closed => f.write_str("the peer closed the connection"),
+            ConnError::Frame(e) => write!(f, "{e}"),
+            ConnError::OutOfOrder(why) => write!(f, "malformed frame: {why}"),
+            ConnError::Timeout => f.write_str("timed out waiting for the socket"),
+            ConnError::Io(e) => write!(f, "{}", io::Error::from(*e)),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+impl From<FrameError> for ConnError {
+    fn from(e: FrameError) -> Self {
+        ConnError::Frame(e)
+    }
+}
+
+/// The name of a frame member, for log lines.
+pub fn kind_name(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::RequestHead(_) => "request_head",
+        Kind::RequestBody(_) => "request_body",
+        Kind::RequestEnd(_) => "request_end",
+        Kind::ResponseHead(_) => "response_head",
+        Kind::ResponseBody(_) => "response_body",
+        Kind::ResponseEnd(_) => "response_end",
+        Kind::Error(_) => "error",
+    }
+}
+
+/// What a non-blocking look at the socket found.
+#[derive(Debug)]
+pub enum Polled {
+    Frame(Kind),
+    /// No whole frame yet; wait for readability.
+    Pending,
+    /// The peer closed cleanly between frames.
+    Eof,
+}
+
+/// A connection and its buffers.
+#[derive(Debug)]
+pub struct Connection {
+    fd: OwnedFd,
+    /// Received bytes not yet decoded.
+    rbuf: BytesMut,
+    /// Encoded frames not yet written.
+    wbuf: Vec<u8>,
+    /// Longest wait for the socket in the middle of an exchange.
+    io_timeout: Option<Duration>,
+    /// Where the current request's body stands.
+    pub(super) body: BodyCursor,
+}
+
+impl Connection {
+    pub fn new(fd: OwnedFd, io_timeout: Option<Duration>) -> Connection {
+        Connection {
+            fd,
+            rbuf: BytesMut::new(),
+            wbuf: Vec::with_capacity(COALESCE_LIMIT),
+            io_timeout,
+            body: BodyCursor::default(),
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    // ---- reading ----------------------------------------------------------
+
+    /// One `read` into the buffer: `Ok(Some(n))` bytes, `Ok(None)` would
+    /// block, `Ok(Some(0))` end of stream.
+    fn read_some(&mut self) -> Result<Option<usize>, ConnError> {
+        let want = match frame::check(&self.rbuf) {
+            // Room for the whole pending frame, or at least a chunk.
+            Err(_) | Ok(Some(_)) => READ_CHUNK,
+            Ok(None) if self.rbuf.len() >= frame::FRAME_HEADER_LEN => {
+                let len = u32::from_be_bytes(self.rbuf[..4].try_into().expect("4 bytes")) as usize;
+                (frame::FRAME_HEADER_LEN + len - self.rbuf.len()).max(READ_CHUNK)
+            }
+            Ok(None) => READ_CHUNK,
+        };
+        self.rbuf.reserve(want);
+        let spare = self.rbuf.spare_capacity_mut();
+        loop {
+            // SAFETY: `spare` is writable memory of `spare.len()` bytes owned
+            // by `rbuf`; read(2) initializes the first `n` bytes it reports,
+            // and only those are exposed by `set_len` below.
+            let n =
+                unsafe { libc::read(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+            match Errno::result(n) {
+                Ok(n) => {
+                    let n = n as usize;
+                    // SAFETY: see above: `n` bytes past the old length are initialized.
+                    unsafe { self.rbuf.set_len(self.rbuf.len() + n) };
+                    return Ok(Some(n));
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Ok(None),
+                Err(e) => return Err(ConnError::Io(e)),
+            }
+        }
+    }
+
+    /// Whether a whole frame is already buffered.
+    pub fn has_buffered_frame(&self) -> bool {
+        !matches!(frame::check(&self.rbuf), Ok(None))
+    }
+
+    fn decode(&mut self) -> Result<Option<Kind>, ConnError> {
+        Ok(frame::decode(&mut self.rbuf)?.map(|f| f.kind.expect("decode checks the member")))
+    }
+
+    /// Decodes a buffered frame, or reads once without waiting and tries
+    /// again.
+    pub fn poll_frame(&mut self) -> Result<Polled, ConnError> {
+        if let Some(kind) = self.decode()? {
+            return Ok(Polled::Frame(kind));
+        }
+        match self.read_some()? {
+            None => Ok(Polled::Pending),
+            Some(0) if self.rbuf.is_empty() => Ok(Polled::Eof),
+            Some(0) => Err(ConnError::Closed),
+            Some(_) => Ok(match self.decode()? {
+                Some(kind) => Polled::Frame(kind),
+                None => Polled::Pending,
+            }),
+        }
+    }
+
+    /// The next frame, waiting through `b` as long as it takes (up to the
+    /// I/O timeout per wait). `Ok(None)`: the peer closed between frames.
+    pub fn read_frame<B: Blocker>(&mut self, b: &B) -> Result<Option<Kind>, ConnError> {
+        loop {
+            if let Some(kind) = self.decode()? {
+                return Ok(Some(kind));
+            }
+            match self.read_some()? {
+                None => self.wait(PollFlags::POLLIN, b)?,
+                Some(0) if self.rbuf.is_empty() => return Ok(None),
+                Some(0) => return Err(ConnError::Closed),
+                Some(_) => {}
+            }
+        }
+    }
+
+    // ---- writing ----------------------------------------------------------
+
+    /// The write buffer, for encoders that append whole frames to it.
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.wbuf
+    }
+
+    /// Sends `data` as body frames (split at the frame limit). Small data
+    /// is buffered; call [`flush`](Self::flush) to push it out.
+    pub fn send_body<B: Blocker>(&mut self, data: &[u8], b: &B) -> Result<(), ConnError> {
+        for chunk in data.chunks(MAX_BODY_CHUNK) {
+            let mut prefix = [0u8; MAX_PREFIX_LEN];
+            let used = body::write_prefix(BodyKind::Response, chunk.len(), &mut prefix);
+            if self.wbuf.len() + used + chunk.len() <= COALESCE_LIMIT {
+                self.wbuf.extend_from_slice(&prefix[..used]);
+                self.wbuf.extend_from_slice(chunk);
+            } else {
+                let wbuf = std::mem::take(&mut self.wbuf);
+                let result = self.write_all(
+                    &mut [
+                        IoSlice::new(&wbuf),
+                        IoSlice::new(&prefix[..used]),
+                        IoSlice::new(chunk),
+                    ],
+                    b,
+                );
+                self.wbuf = wbuf;
+                self.wbuf.clear();
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `len` bytes of `file` from `offset` as body frames, the data
+    /// with `sendfile` (never entering user space). Returns the bytes sent,
+    /// fewer than `len` only if the file ended early.
+    pub fn send_file<B: Blocker>(
+        &mut self,
+        file: BorrowedFd<'_>,
+        mut offset: i64,
+        len: u64,
+        b: &B,
+    ) -> Result<u64, ConnError> {
+        let mut sent = 0u64;
+        while sent < len {
+            let chunk = (len - sent).min(MAX_BODY_CHUNK as u64) as usize;
+            let mut prefix = [0u8; MAX_PREFIX_LEN];
+            let used = body::write_prefix(BodyKind::Response, chunk, &mut prefix);
+            self.wbuf.extend_from_slice(&prefix[..used]);
+            self.flush(b)?;
+            let mut left = chunk;
+            while left > 0 {
+                match nix::sys::sendfile::sendfile(&self.fd, file, Some(&mut offset), left) {
+                    // The file is shorter than it said: the frame cannot be
+                    // completed, so the connection is done for.
+                    Ok(0) => return Err(ConnError::Io(Errno::EIO)),
+                    Ok(n) => left -= n,
+                    Err(Errno::EINTR) => {}
+                    Err(Errno::EAGAIN) => self.wait(PollFlags::POLLOUT, b)?,
+                    Err(e) => return Err(ConnError::Io(e)),
+                }
+            }
+            sent += chunk as u64;
+        }
+        Ok(sent)
+    }
+
+    /// Appends an `error` frame (the caller closes after flushing).
+    pub fn queue_error(&mut self, kind: pb::error::Kind, message: String) {
+        let f = Frame {
+            kind: Some(Kind::Error(pb::Error {
+                kind: kind as i32,
+                message,
+            })),
+        };
+        frame::encode(&f, &mut self.wbuf);
+    }
+
+    /// Writes out everything buffered.
+    pub fn flush<B: Blocker>(&mut self, b: &B) -> Result<(), ConnError> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let wbuf = std::mem::take(&mut self.wbuf);
+        let result = self.write_all(&mut [IoSlice::new(&wbuf)], b);
+        self.wbuf = wbuf;
+        self.wbuf.clear();
+        result
+    }
+
+    fn write_all<B: Blocker>(&self, mut parts: &mut [IoSlice<'_>], b: &B) -> Result<(), ConnError> {
+        IoSlice::advance_slices(&mut parts, 0);
+        while !parts.is_empty() {
+            match nix::sys::uio::writev(&self.fd, parts) {
+                Ok(n) => IoSlice::advance_slices(&mut parts, n),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => self.wait(PollFlags::POLLOUT, b)?,
+                Err(e) => return Err(ConnError::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the socket is ready for `events`, at most the I/O
+    /// timeout. Signals (EINTR) do not end the wait.
+    fn wait<B: Blocker>(&self, events: PollFlags, b: &B) -> Result<(), ConnError> {
+        let fd = self.fd.as_fd();
+        let timeout = self.io_timeout;
+        b.block(move || wait_fd(fd, events, timeout))
+    }
+}
+
+/// Polls one descriptor until it is ready or `timeout` passes.
+fn wait_fd(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    timeout: Option<Duration>,
+) -> Result<(), ConnError> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let left = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ConnError::Timeout);
+                }
+                // Round up so a sub-millisecond rest does not spin.
+                PollTimeout::try_from(left + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(fd, events)];
+        match poll(&mut fds, left) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(ConnError::Io(e)),
+        }
+    }
+}
+
+/// A connected pair for tests: our side as a [`Connection`], the peer as a
+/// std stream.
+#[cfg(test)]
+pub fn test_pair() -> (Connection, std::os::unix::net::UnixStream) {
+    let (ours, peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    (
+        Connection::new(OwnedFd::from(ours), Some(Duration::from_secs(5))),
+        peer,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::io::{Read, Write};
+
+    fn enc(kind: Kind) -> Vec<u8> {
+        frame::encode_to_vec(&Frame { kind: Some(kind) })
+    }
+
+    #[test]
+    fn frames_split_across_writes_are_reassembled() {
+        let (mut conn, mut peer) = test_pair();
+        let mut bytes = enc(Kind::RequestBody(Bytes::from(vec![5u8; 100_000])));
+        bytes.extend(enc(Kind::RequestEnd(pb::RequestEnd {})));
+        let writer = std::thread::spawn(move || {
+            for piece in bytes.chunks(7777) {
+                peer.write_all(piece).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            peer
+        });
+        match conn.read_frame(&Direct).unwrap() {
+            Some(Kind::RequestBody(b)) => assert_eq!(b.len(), 100_000),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            conn.read_frame(&Direct).unwrap(),
+            Some(Kind::RequestEnd(_))
+        ));
+        drop(writer.join().unwrap());
+        assert!(conn.read_frame(&Direct).unwrap().is_none(), "clean EOF");
+    }
+
+    #[test]
+    fn poll_frame_does_not_wait() {
+        let (mut conn, mut peer) = test_pair();
+        assert!(matches!(conn.poll_frame().unwrap(), Polled::Pending));
+        let bytes = enc(Kind::RequestEnd(pb::RequestEnd {}));
+        peer.write_all(&bytes[..3]).unwrap();
+        assert!(matches!(conn.poll_frame().unwrap(), Polled::Pending));
+        peer.write_all(&bytes[3..]).unwrap();
+        assert!(matches!(
+            conn.poll_frame().unwrap(),
+            Polled::Frame(Kind::RequestEnd(_))
+        ));
+        drop(peer);
+        assert!(matches!(conn.poll_frame().unwrap(), Polled::Eof));
+    }
+
+    #[test]
+    fn eof_inside_a_frame_is_an_error() {
+        let (mut conn, mut peer) = test_pair();
+        peer.write_all(&[0, 0, 0, 9, 1]).unwrap();
+        drop(peer);
+        assert!(matches!(conn.read_frame(&Direct), Err(ConnError::Closed)));
+    }
+
+    #[test]
+    fn oversize_and_garbage_are_frame_errors() {
+        let (mut conn, mut peer) = test_pair();
+        peer.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let err = conn.read_frame(&Direct).unwrap_err();
+        assert!(
+            matches!(err, ConnError::Frame(FrameError::TooLarge(_))),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn silence_times_out() {
+        let (mut conn, _peer) = test_pair();
+        conn.io_timeout = Some(Duration::from_millis(50));
+        assert!(matches!(conn.read_frame(&Direct), Err(ConnError::Timeout)));
+    }
+
+    #[test]
+    fn small_bodies_coalesce_and_large_ones_are_split() {
+        let (mut conn, mut peer) = test_pair();
+        conn.send_body(b"hello ", &Direct).unwrap();
+        conn.send_body(b"world", &Direct).unwrap();
+        let big = vec![9u8; MAX_BODY_CHUNK + 10];
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            peer.read_to_end(&mut all).unwrap();
+            all
+        });
+        conn.send_body(&big, &Direct).unwrap();
+        conn.flush(&Direct).unwrap();
+        drop(conn);
+        let mut got = BytesMut::from(&reader.join().unwrap()[..]);
+        let mut body = Vec::new();
+        let mut frames = 0;
+        while let Some(f) = frame::decode(&mut got).unwrap() {
+            match f.kind {
+                Some(Kind::ResponseBody(b)) => body.extend_from_slice(&b),
+                other => panic!("{other:?}"),
+            }
+            frames += 1;
+        }
+        assert_eq!(frames, 4);
+        assert_eq!(&body[..11], b"hello world");
+        assert_eq!(body.len(), 11 + MAX_BODY_CHUNK + 10);
+    }
+
+    #[test]
+    fn a_gone_peer_is_reported_as_such() {
+        let (mut conn, peer) = test_pair();
+        drop(peer);
+        conn.send_body(b"x", &Direct).unwrap();
+        let err = conn.flush(&Direct).unwrap_err();
+        assert!(err.is_peer_gone(), "{err}");
+    }
+}

@@ -1,0 +1,376 @@
+//! A worker's serving loop: one `poll` over the listening sockets and this
+//! worker's idle kept-alive connections, with a tick of at most a second
+//! for the heartbeat and the stop flag. A readable connection has its
+//! request served to completion, synchronously, by the [`Handler`]; then it
+//! waits for the next request (nginx upstream keepalive) until
+//! `--keep-alive` seconds pass or the peer closes.
+//!
+//! No Python here: the handler is the only thing that touches it.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use ferrocorn_protocol::pb::error::Kind as ErrorKind;
+use ferrocorn_protocol::pb::frame::Kind;
+use ferrocorn_protocol::pb::RequestHead;
+use ferrocorn_protocol::PROTOCOL_VERSION;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::{getppid, Pid};
+
+use super::connection::{kind_name, ConnError, Connection, Direct, Polled};
+use crate::logging;
+use crate::signals;
+use crate::supervisor::heartbeat::{Pulse, BEAT_INTERVAL};
+use crate::supervisor::listener::Listener;
+
+/// Serves one request.
+pub trait Handler {
+    /// Serves the request whose head was just read, the body still on the
+    /// connection. Returns the connection if it can carry another request.
+    fn handle(&mut self, conn: Connection, head: RequestHead) -> Option<Connection>;
+}
+
+/// The serving loop's settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Idle time after a response before the connection is closed; zero
+    /// closes it right after the response.
+    pub keep_alive: Duration,
+    /// Longest wait for the socket within an exchange (`--timeout`).
+    pub io_timeout: Option<Duration>,
+    /// The master; when it is gone, the worker stops.
+    pub master: Pid,
+}
+
+/// How long a new connection may take to send its first request.
+const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(30);
+/// Most idle connections one worker keeps; the oldest is closed beyond.
+const MAX_IDLE: usize = 1024;
+
+/// A connection between requests.
+struct Idle {
+    conn: Connection,
+    deadline: Instant,
+}
+
+/// Serves until a graceful stop (SIGTERM) or the master's death.
+pub fn serve<H: Handler>(
+    listeners: &[Listener],
+    pulse: &mut Pulse,
+    config: &ServeConfig,
+    handler: &mut H,
+) {
+    let mut idle: Vec<Idle> = Vec::new();
+    let mut ready: Vec<bool> = Vec::new();
+    let mut last_check = Instant::now();
+    loop {
+        let now = Instant::now();
+        pulse.beat(now);
+        if signals::stop_requested() {
+            break;
+        }
+        if now.duration_since(last_check) >= BEAT_INTERVAL {
+            last_check = now;
+            if getppid() != config.master {
+                info!("Parent changed, shutting down");
+                break;
+            }
+        }
+        if signals::take_reopen_request() {
+            if let Err(e) = logging::reopen() {
+                error!("cannot reopen the error log: {e}");
+            }
+        }
+        idle.retain(|c| c.deadline > now);
+
+        let wait = idle
+            .iter()
+            .map(|c| c.deadline - now)
+            .min()
+            .unwrap_or(BEAT_INTERVAL)
+            .min(BEAT_INTERVAL);
+        let mut fds: Vec<PollFd<'_>> = listeners
+            .iter()
+            .map(|l| l.as_fd())
+            .chain(idle.iter().map(|c| c.conn.fd()))
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
+        let timeout =
+            PollTimeout::try_from(wait + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => {
+                error!("poll failed: {e}");
+                break;
+            }
+        }
+        ready.clear();
+        ready.extend(fds.iter().map(|f| f.any().unwrap_or(true)));
+        drop(fds);
+
+        let (listeners_ready, conns_ready) = ready.split_at(listeners.len());
+        // Take ready connections out (backwards, so swap_remove is safe).
+        let mut serving = Vec::new();
+        for i in (0..idle.len()).rev() {
+            if conns_ready[i] {
+                serving.push(idle.swap_remove(i).conn);
+            }
+        }
+        for conn in serving {
+            if let Some(back) = serve_connection(conn, handler, config) {
+                park(&mut idle, back, config.keep_alive);
+            }
+        }
+        for (listener, _) in listeners.iter().zip(listeners_ready).filter(|(_, r)| **r) {
+            // One connection per wake-up, so workers share new connections.
+            match listener.accept() {
+                Ok(fd) => {
+                    let conn = Connection::new(fd, config.io_timeout);
+                    let wait = config
+                        .keep_alive
+                        .max(config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT));
+                    if let Some(back) = serve_connection(conn, handler, config) {
+                        park(&mut idle, back, wait);
+                    }
+                }
+                Err(Errno::EAGAIN | Errno::ECONNABORTED | Errno::EINTR) => {}
+                Err(e) => error!("accept failed on {}: {e}", listener.addr()),
+            }
+        }
+    }
+    debug!("closing {} idle connections", idle.len());
+}
+
+/// Keeps a connection for its next request, for `wait` at most.
+fn park(idle: &mut Vec<Idle>, conn: Connection, wait: Duration) {
+    if wait.is_zero() {
+        return;
+    }
+    if idle.len() >= MAX_IDLE {
+        if let Some(oldest) = (0..idle.len()).min_by_key(|&i| idle[i].deadline) {
+            idle.swap_remove(oldest);
+        }
+    }
+    idle.push(Idle {
+        conn,
+        deadline: Instant::now() + wait,
+    });
+}
+
+/// Serves the requests buffered or readable on `conn` without waiting for
+/// new ones. Returns the connection when it should stay open.
+fn serve_connection<H: Handler>(
+    mut conn: Connection,
+    handler: &mut H,
+    config: &ServeConfig,
+) -> Option<Connection> {
+    loop {
+        let head = match conn.poll_frame() {
+            Ok(Polled::Frame(Kind::RequestHead(head))) => head,
+            Ok(Polled::Frame(other)) => {
+                let e = ConnError::OutOfOrder(format!(
+                    "{} frame before request_head",
+                    kind_name(&other)
+                ));
+                return refuse(conn, ErrorKind::MalformedFrame, e.to_string());
+            }
+            Ok(Polled::Pending) => return Some(conn),
+            Ok(Polled::Eof) => return None,
+            Err(e) if e.is_peer_gone() => return None,
+            Err(e @ ConnError::Frame(_)) => {
+                return refuse(conn, ErrorKind::MalformedFrame, e.to_string())
+            }
+            Err(e) => {
+                warning!("closing connection: {e}");
+                return None;
+            }
+        };
+        if head.protocol_version != PROTOCOL_VERSION {
+            let why = format!(
+                "module speaks protocol {}, this worker speaks {PROTOCOL_VERSION}",
+                head.protocol_version
+            );
+            return refuse(conn, ErrorKind::VersionMismatch, why);
+        }
+        conn.begin_body();
+        conn = handler.handle(conn, head)?;
+        match conn.drain_body(&Direct) {
+            Ok(()) => {}
+            Err(e) if e.is_peer_gone() => return None,
+            Err(e) => {
+                warning!("closing connection: {e}");
+                return None;
+            }
+        }
+        if config.keep_alive.is_zero() {
+            return None;
+        }
+        if !conn.has_buffered_frame() {
+            return Some(conn);
+        }
+    }
+}
+
+/// Logs why, tells the peer with an `error` frame, and closes.
+fn refuse(mut conn: Connection, kind: ErrorKind, why: String) -> Option<Connection> {
+    warning!("closing connection: {why}");
+    conn.queue_error(kind, why);
+    let _ = conn.flush(&Direct);
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::connection::test_pair;
+    use crate::worker::response::{PendingHead, ResponseWriter};
+    use crate::worker::response_head::HeadFields;
+    use bytes::{Bytes, BytesMut};
+    use ferrocorn_protocol::frame;
+    use ferrocorn_protocol::pb::{self, Frame};
+    use std::io::{Read, Write};
+
+    /// Answers every request with its method and the body it read.
+    struct Echo {
+        seen: Vec<String>,
+    }
+
+    impl Handler for Echo {
+        fn handle(&mut self, mut conn: Connection, head: RequestHead) -> Option<Connection> {
+            self.seen
+                .push(String::from_utf8_lossy(&head.method).into_owned());
+            let body = conn.read_body(Some(4), &Direct).ok()?;
+            let mut w = ResponseWriter::new(false);
+            w.set_head(PendingHead {
+                fields: HeadFields::new(200, b"OK"),
+                status: 200,
+                content_length: None,
+            });
+            let mut data = vec![0; body.len()];
+            body.copy_to(&mut data);
+            w.body(&mut conn, &data, false, &Direct).ok()?;
+            w.finish(&mut conn, &Direct).ok()?;
+            Some(conn)
+        }
+    }
+
+    fn request(method: &str, version: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = frame::encode_to_vec(&Frame {
+            kind: Some(Kind::RequestHead(RequestHead {
+                protocol_version: version,
+                method: Bytes::copy_from_slice(method.as_bytes()),
+                content_length: -1,
+                ..Default::default()
+            })),
+        });
+        if !body.is_empty() {
+            out.extend(frame::encode_to_vec(&Frame {
+                kind: Some(Kind::RequestBody(Bytes::copy_from_slice(body))),
+            }));
+        }
+        out.extend(frame::encode_to_vec(&Frame {
+            kind: Some(Kind::RequestEnd(pb::RequestEnd {})),
+        }));
+        out
+    }
+
+    fn config() -> ServeConfig {
+        ServeConfig {
+            keep_alive: Duration::from_secs(2),
+            io_timeout: Some(Duration::from_secs(5)),
+            master: getppid(),
+        }
+    }
+
+    fn received(peer: &mut std::os::unix::net::UnixStream) -> Vec<Kind> {
+        let mut bytes = Vec::new();
+        peer.read_to_end(&mut bytes).unwrap();
+        let mut buf = BytesMut::from(&bytes[..]);
+        std::iter::from_fn(|| frame::decode(&mut buf).unwrap().map(|f| f.kind.unwrap())).collect()
+    }
+
+    #[test]
+    fn buffered_requests_are_served_in_turn_with_unread_bodies_drained() {
+        let (conn, mut peer) = test_pair();
+        let mut bytes = request("POST", 1, b"first body, longer than read");
+        bytes.extend(request("GET", 1, b""));
+        peer.write_all(&bytes).unwrap();
+        let mut echo = Echo { seen: vec![] };
+        let back = serve_connection(conn, &mut echo, &config());
+        assert!(back.is_some(), "kept alive");
+        drop(back);
+        assert_eq!(echo.seen, vec!["POST", "GET"]);
+        peer.shutdown(std::net::Shutdown::Write).unwrap();
+        let kinds = received(&mut peer);
+        let bodies: Vec<&Bytes> = kinds
+            .iter()
+            .filter_map(|k| match k {
+                Kind::ResponseBody(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(bodies, vec![&Bytes::from_static(b"firs")]);
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| matches!(k, Kind::ResponseEnd(_)))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn another_protocol_version_is_refused_with_an_error_frame() {
+        let (conn, mut peer) = test_pair();
+        peer.write_all(&request("GET", 2, b"")).unwrap();
+        let mut echo = Echo { seen: vec![] };
+        assert!(serve_connection(conn, &mut echo, &config()).is_none());
+        assert!(echo.seen.is_empty());
+        match &received(&mut peer)[..] {
+            [Kind::Error(e)] => {
+                assert_eq!(e.kind, pb::error::Kind::VersionMismatch as i32);
+                assert_eq!(e.message, "module speaks protocol 2, this worker speaks 1");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_frame_before_the_head_closes_the_connection() {
+        let (conn, mut peer) = test_pair();
+        peer.write_all(&frame::encode_to_vec(&Frame {
+            kind: Some(Kind::RequestBody(Bytes::from_static(b"x"))),
+        }))
+        .unwrap();
+        assert!(serve_connection(conn, &mut Echo { seen: vec![] }, &config()).is_none());
+        match &received(&mut peer)[..] {
+            [Kind::Error(e)] => {
+                assert_eq!(e.kind, pb::error::Kind::MalformedFrame as i32);
+                assert_eq!(
+                    e.message,
+                    "malformed frame: request_body frame before request_head"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_closes_only_that_connection() {
+        let (conn, mut peer) = test_pair();
+        peer.write_all(&[0, 0, 0, 3, 0x0f, 0xff, 0xff]).unwrap();
+        assert!(serve_connection(conn, &mut Echo { seen: vec![] }, &config()).is_none());
+        assert!(matches!(&received(&mut peer)[..], [Kind::Error(_)]));
+    }
+
+    #[test]
+    fn keep_alive_zero_closes_after_the_response() {
+        let (conn, mut peer) = test_pair();
+        peer.write_all(&request("GET", 1, b"")).unwrap();
+        let mut cfg = config();
+        cfg.keep_alive = Duration::ZERO;
+        assert!(serve_connection(conn, &mut Echo { seen: vec![] }, &cfg).is_none());
+    }
+}
