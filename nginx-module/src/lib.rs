@@ -11,6 +11,23 @@
 //! }
 //! ```
 //!
+//! # Directives
+//!
+//! | directive | contexts | default |
+//! |---|---|---|
+//! | `ferrocorn_pass unix:/path \| host:port \| upstream;` | location, if in location | — |
+//! | `ferrocorn_param NAME VALUE [if_not_empty];` | http, server, location | none; a level without any inherits its parent's |
+//! | `ferrocorn_connect_timeout`, `_send_timeout`, `_read_timeout` | http, server, location | 60s |
+//! | `ferrocorn_buffering on\|off;` | http, server, location | on |
+//! | `ferrocorn_buffer_size SIZE;` | http, server, location | one page (4k) |
+//! | `ferrocorn_buffers N SIZE;` | http, server, location | 8 × one page |
+//! | `ferrocorn_busy_buffers_size`, `_temp_file_write_size` | http, server, location | 2 × the larger buffer |
+//! | `ferrocorn_max_temp_file_size SIZE;` | http, server, location | 1024m |
+//! | `ferrocorn_next_upstream ...;` | http, server, location | error timeout |
+//!
+//! Defaults and semantics are those of the `uwsgi_*` twins. Responses are
+//! spooled to `<prefix>/ferrocorn_temp` when the buffers are full.
+//!
 //! # Layout
 //!
 //! - `lib.rs`: the module, its directive table and context (this file).
