@@ -70,8 +70,8 @@ impl SignalQueue {
         Ok(SignalQueue { read, write })
     }
 
-    /// Waits up to `timeout` for signals; returns them in arrival order,
-    /// each at most once (a burst of SIGCHLD is one wake-up).
+    /// Waits up to `timeout` for signals; returns them in arrival order
+    /// (two TTIN are two more workers), a burst of SIGCHLD as one.
     pub fn wait(&self, timeout: Duration) -> Vec<Signal> {
         let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
         let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
@@ -82,7 +82,7 @@ impl SignalQueue {
         while let Ok(n @ 1..) = nix::unistd::read(&self.read, &mut buf) {
             for &b in &buf[..n] {
                 if let Ok(sig) = Signal::try_from(i32::from(b)) {
-                    if !signals.contains(&sig) {
+                    if sig != Signal::SIGCHLD || !signals.contains(&sig) {
                         signals.push(sig);
                     }
                 }

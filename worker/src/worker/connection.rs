@@ -103,6 +103,7 @@ pub fn kind_name(kind: &Kind) -> &'static str {
 
 /// What a non-blocking look at the socket found.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // moved once per request; boxing would allocate
 pub enum Polled {
     Frame(Kind),
     /// No whole frame yet; wait for readability.
