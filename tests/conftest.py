@@ -214,12 +214,25 @@ def flask_stack(nginx, flask_server):
 
 
 @pytest.fixture
-def dedicated(workdir, nginx):
-    """A ferrocorn of this test's own (basic:app, 2 workers) behind /dedicated/."""
-    server = Ferrocorn(workdir, "dedicated", "basic:app")
-    _start(server)
-    yield Stack(nginx, server)
-    _stop(server)
+def start_dedicated(workdir, nginx):
+    """Starts a ferrocorn of this test's own behind /dedicated/ (2 workers)."""
+    started = []
+
+    def start(app="basic:app", extra_args=()):
+        server = Ferrocorn(workdir, "dedicated", app, extra_args=extra_args)
+        started.append(server)
+        _start(server)
+        return Stack(nginx, server)
+
+    yield start
+    for server in started:
+        _stop(server)
+
+
+@pytest.fixture
+def dedicated(start_dedicated):
+    """basic:app on a ferrocorn of this test's own behind /dedicated/."""
+    return start_dedicated()
 
 
 @pytest.fixture

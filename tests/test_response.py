@@ -113,3 +113,16 @@ def test_iterable_close_is_called_and_wsgi_errors_is_logged(request, stack_name,
     assert response.status_code == 200
     assert response.content == b"body before close\n"
     stack.ferrocorn.wait_for_log("iterable closed %s" % token, since=marks)
+
+
+def test_start_response_with_exc_info_replaces_the_status(basic):
+    response = requests.get(basic.url("/exc_info"), timeout=30)
+    assert response.status_code == 500
+    assert response.headers["X-Error-Page"] == "app"
+    assert response.content == b"the app's own error page\n"
+
+
+def test_custom_reason_phrase_reaches_the_client(basic):
+    response = RawResponse(raw_exchange(basic.port, get_request("/reason")))
+    assert response.status_line == "HTTP/1.1 299 Custom Reason"
+    assert response.body == b"custom reason\n"

@@ -1,9 +1,11 @@
 """The ferrocorn supervisor: worker replacement, load errors, shutdown, CLI."""
 
+import concurrent.futures
 import os
 import re
 import signal
 import subprocess
+import uuid
 
 import pytest
 import requests
@@ -46,6 +48,50 @@ def test_killed_worker_is_replaced_and_requests_keep_being_served(dedicated):
         served_by.add(int(response.content))
     assert served_by <= set(new_workers)
     assert victim not in served_by
+
+
+@pytest.mark.parametrize(
+    "app,greeting",
+    [
+        ("factory", b"module-level application\n"),
+        ("factory:create_app()", b"made by create_app()\n"),
+        ("factory:make('hello')", b"hello!\n"),
+    ],
+)
+def test_app_spec_forms(start_dedicated, app, greeting):
+    stack = start_dedicated(app)
+    response = requests.get(stack.url("/dedicated/"), timeout=30)
+    assert response.status_code == 200
+    assert response.content == greeting
+
+
+def test_worker_silent_past_timeout_is_replaced(start_dedicated):
+    stack = start_dedicated(extra_args=["--timeout", "2"])
+    master = stack.ferrocorn
+    before = wait_until(lambda: len(master.worker_pids()) == 2 and master.worker_pids(), 20)
+    assert before
+    # The app sleeps far past --timeout: the master kills that worker, nginx sees the connection drop.
+    response = requests.get(stack.url("/dedicated/slow?seconds=40"), timeout=50)
+    assert response.status_code == 502
+    after = wait_until(lambda: len(master.worker_pids()) == 2 and set(master.worker_pids()) != set(before) and master.worker_pids(), 20)
+    assert after, "no replacement worker: before %s, now %s" % (before, master.worker_pids())
+    for _ in range(4):
+        hello = requests.get(stack.url("/dedicated/hello"), timeout=30)
+        assert hello.status_code == 200
+        assert hello.content == b"Hello, world!\n"
+
+
+def test_term_lets_the_in_flight_request_finish(dedicated):
+    master = dedicated.ferrocorn
+    token = uuid.uuid4().hex
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(requests.get, dedicated.url("/dedicated/slow?seconds=2&token=%s" % token), timeout=30)
+        master.wait_for_log("slow request started %s" % token)
+        master.proc.send_signal(signal.SIGTERM)
+        response = pending.result(timeout=40)
+    assert response.status_code == 200
+    assert response.content == b"slept\n"
+    assert master.proc.wait(timeout=STOP_TIMEOUT) == 0
 
 
 def test_term_stops_cleanly(scratch):

@@ -14,6 +14,7 @@ one is tried. The remaining segments are the endpoint's arguments.
 
 import json
 import os
+import sys
 import time
 import warnings
 from urllib.parse import parse_qs
@@ -193,8 +194,11 @@ def cookies(environ, start_response, args):
 
 
 def slow(environ, start_response, args):
-    seconds = float(query(environ).get("seconds", "3"))
-    time.sleep(seconds)
+    q = query(environ)
+    if "token" in q:
+        environ["wsgi.errors"].write("slow request started %s\n" % q["token"])
+        environ["wsgi.errors"].flush()
+    time.sleep(float(q.get("seconds", "3")))
     return respond(start_response, "200 OK", b"slept\n")
 
 
@@ -222,6 +226,20 @@ def close_marker(environ, start_response, args):
     return ClosingBody(environ["wsgi.errors"], query(environ)["token"])
 
 
+def exc_info(environ, start_response, args):
+    """The PEP 3333 error-page pattern: start_response again with exc_info before any body."""
+    start_response("200 OK", TEXT)
+    try:
+        raise ValueError("handled by the app")
+    except ValueError:
+        start_response("500 Internal Server Error", TEXT + [("X-Error-Page", "app")], sys.exc_info())
+    return [b"the app's own error page\n"]
+
+
+def reason(environ, start_response, args):
+    return respond(start_response, "299 Custom Reason", b"custom reason\n")
+
+
 ROUTES = {
     "hello": hello,
     "env": env,
@@ -237,6 +255,8 @@ ROUTES = {
     "slow": slow,
     "pid": pid,
     "close_marker": close_marker,
+    "exc_info": exc_info,
+    "reason": reason,
 }
 
 
