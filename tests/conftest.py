@@ -79,6 +79,15 @@ LOCATIONS = """\
         location /dedicated/ {{
             ferrocorn_pass unix:{w}/dedicated.sock;
         }}
+        location /dedicated-pool/ {{
+            ferrocorn_pass dedicated_pool;
+        }}
+        location /iftest/ {{
+            if ($arg_alt) {{
+                ferrocorn_pass unix:{w}/broken.sock;
+            }}
+            ferrocorn_pass unix:{w}/basic.sock;
+        }}
         location /fake/ {{
             ferrocorn_pass unix:{w}/fake.sock;
         }}
@@ -97,6 +106,10 @@ LOCATIONS = """\
 UPSTREAMS = """\
     upstream basic_pool {{
         server unix:{w}/basic.sock;
+        keepalive 4;
+    }}
+    upstream dedicated_pool {{
+        server unix:{w}/dedicated.sock;
         keepalive 4;
     }}
 """

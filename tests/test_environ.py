@@ -165,3 +165,25 @@ def test_upstream_block_with_keepalive_serves_a_sequence(basic):
             hello = session.get(basic.url("/pool/hello"), timeout=30)
             assert hello.status_code == 200
             assert hello.content == b"Hello, world!\n"
+
+
+def test_repeated_request_headers_are_joined(basic):
+    request = get_request("/headers", extra=b"X-Dup: first\r\nX-Dup: second\r\n")
+    response = RawResponse(raw_exchange(basic.port, request))
+    assert response.status == 200
+    assert json.loads(response.body)["HTTP_X_DUP"] in ("first,second", "first, second")
+
+
+def test_http10_request_protocol(basic):
+    response = RawResponse(raw_exchange(basic.port, get_request("/env", version="HTTP/1.0")))
+    assert response.status == 200
+    assert json.loads(response.body)["environ"]["SERVER_PROTOCOL"]["value"] == "HTTP/1.0"
+
+
+def test_ferrocorn_pass_inside_if(basic, broken):
+    alternative = requests.get(basic.url("/iftest/ok?alt=1"), timeout=30)
+    assert alternative.status_code == 200
+    assert alternative.content.startswith(b"ok ")
+    default = requests.get(basic.url("/iftest/hello"), timeout=30)
+    assert default.status_code == 200
+    assert default.content == b"Hello, world!\n"

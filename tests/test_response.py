@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import socket
 import uuid
 
 import pytest
@@ -126,3 +127,37 @@ def test_custom_reason_phrase_reaches_the_client(basic):
     response = RawResponse(raw_exchange(basic.port, get_request("/reason")))
     assert response.status_line == "HTTP/1.1 299 Custom Reason"
     assert response.body == b"custom reason\n"
+
+
+def test_unbuffered_stream_reaches_the_client_while_the_app_still_runs(basic, scratch):
+    """With ferrocorn_buffering off, a yielded chunk is delivered before the app returns."""
+    gate_file = scratch / "open-the-gate"
+    request = get_request("/unbuffered/gate?path=%s" % gate_file)
+    with socket.create_connection(("127.0.0.1", basic.port), timeout=30) as s:
+        s.sendall(request)
+        received = b""
+        while b"first\n" not in received:
+            data = s.recv(65536)
+            assert data, "connection closed before the first chunk: %r" % received
+            received += data
+        gate_file.write_bytes(b"")  # only now may the app finish
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            received += data
+    response = RawResponse(received)
+    assert response.status == 200
+    assert decode_chunked(response.body) == b"first\nreleased\n"
+
+
+def test_many_small_chunks(basic):
+    response = requests.get(basic.url("/many_chunks?count=20000&size=7"), timeout=60)
+    assert response.status_code == 200
+    assert response.content == b"".join(bytes([65 + i % 26]) * 7 for i in range(20000))
+
+
+def test_latin1_response_header_value(basic):
+    response = RawResponse(raw_exchange(basic.port, get_request("/latin1_header")))
+    assert response.status == 200
+    assert response.header("X-Latin").encode("latin-1") == b"caf\xe9 \xff"

@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -92,6 +93,29 @@ def test_term_lets_the_in_flight_request_finish(dedicated):
     assert response.status_code == 200
     assert response.content == b"slept\n"
     assert master.proc.wait(timeout=STOP_TIMEOUT) == 0
+
+
+def test_idle_kept_alive_connection_closed_by_the_worker_is_not_an_error(start_dedicated):
+    """--keep-alive 1: the worker drops idle pooled connections; nginx must not serve a 502 for it."""
+    stack = start_dedicated(extra_args=["--keep-alive", "1"])
+    first = requests.get(stack.url("/dedicated-pool/hello"), timeout=30)
+    assert first.status_code == 200
+    master = stack.ferrocorn
+    time.sleep(2.5)  # let the idle connection pass the worker's keep-alive
+    for _ in range(4):
+        again = requests.get(stack.url("/dedicated-pool/hello"), timeout=30)
+        assert again.status_code == 200
+        assert again.content == b"Hello, world!\n"
+    assert master.proc.poll() is None
+
+
+def test_term_does_not_wait_for_idle_kept_alive_connections(start_dedicated):
+    stack = start_dedicated(extra_args=["--graceful-timeout", "120"])
+    for _ in range(3):
+        assert requests.get(stack.url("/dedicated-pool/hello"), timeout=30).status_code == 200
+    stack.ferrocorn.proc.send_signal(signal.SIGTERM)
+    # Bound far below --graceful-timeout: idle connections carry no request to wait for.
+    assert stack.ferrocorn.proc.wait(timeout=STOP_TIMEOUT) == 0
 
 
 def test_term_stops_cleanly(scratch):

@@ -240,6 +240,31 @@ def reason(environ, start_response, args):
     return respond(start_response, "299 Custom Reason", b"custom reason\n")
 
 
+def gate(environ, start_response, args):
+    """Yields a first chunk, then waits (bounded) for the test to create ?path."""
+    path = query(environ)["path"]
+    start_response("200 OK", TEXT)
+    yield b"first\n"
+    deadline = time.monotonic() + 20
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            yield b"gave up waiting\n"
+            return
+        time.sleep(0.02)
+    yield b"released\n"
+
+
+def many_chunks(environ, start_response, args):
+    q = query(environ)
+    count, size = int(q["count"]), int(q["size"])
+    start_response("200 OK", TEXT)
+    return (bytes([65 + i % 26]) * size for i in range(count))
+
+
+def latin1_header(environ, start_response, args):
+    return respond(start_response, "200 OK", b"latin-1 header\n", TEXT + [("X-Latin", "caf\u00e9 \u00ff")])
+
+
 ROUTES = {
     "hello": hello,
     "env": env,
@@ -257,6 +282,9 @@ ROUTES = {
     "close_marker": close_marker,
     "exc_info": exc_info,
     "reason": reason,
+    "gate": gate,
+    "many_chunks": many_chunks,
+    "latin1_header": latin1_header,
 }
 
 
