@@ -221,6 +221,7 @@ fn conclude(
     if let Some(why) = failure {
         if writer.head_sent() {
             writer.fail(conn, format!("the application failed: {why}"), &b);
+            state.conn.take().map(Connection::close_after_error);
             return None;
         }
         if let Err(e) = writer.internal_error(conn, &b) {
@@ -229,4 +230,370 @@ fn conclude(
         }
     }
     state.conn.take()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::python::test_support::with_python;
+    use crate::worker::connection::test_pair;
+    use bytes::BytesMut;
+    use ferrocorn_protocol::frame;
+    use ferrocorn_protocol::pb::{self, frame::Kind, Frame};
+    use pyo3::types::PyModule;
+    use std::ffi::CString;
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// What the peer received, simplified.
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Head(u32, Vec<(String, String)>),
+        Body(Vec<u8>),
+        End,
+        Error(String),
+    }
+
+    struct Run {
+        frames: Vec<Got>,
+        kept_alive: bool,
+        module: Py<PyModule>,
+    }
+
+    impl Run {
+        fn body(&self) -> Vec<u8> {
+            self.frames
+                .iter()
+                .flat_map(|f| match f {
+                    Got::Body(b) => b.clone(),
+                    _ => vec![],
+                })
+                .collect()
+        }
+
+        fn status(&self) -> u32 {
+            match self.frames.first() {
+                Some(Got::Head(s, _)) => *s,
+                other => panic!("no head: {other:?}"),
+            }
+        }
+
+        fn global(&self, name: &str) -> String {
+            Python::attach(|py| {
+                self.module
+                    .bind(py)
+                    .getattr(name)
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .to_string()
+            })
+        }
+    }
+
+    /// Loads `code` as a fresh module and serves one request with its
+    /// `app`, the request body sent as `chunks`.
+    fn serve(code: &str, method: &str, chunks: &[&[u8]]) -> Run {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("ferrocorn_test_app_{}", N.fetch_add(1, Ordering::Relaxed));
+        let (module, mut app) = with_python(|py| {
+            let module = PyModule::from_code(
+                py,
+                &CString::new(code).unwrap(),
+                &CString::new(format!("{name}.py")).unwrap(),
+                &CString::new(name.clone()).unwrap(),
+            )
+            .unwrap();
+            let app = WsgiApp::new(py, module.getattr("app").unwrap().unbind()).unwrap();
+            (module.unbind(), app)
+        });
+        let (conn, mut peer) = test_pair();
+        let mut request = Vec::new();
+        for c in chunks {
+            request.extend(frame::encode_to_vec(&Frame {
+                kind: Some(Kind::RequestBody(Bytes::copy_from_slice(c))),
+            }));
+        }
+        request.extend(frame::encode_to_vec(&Frame {
+            kind: Some(Kind::RequestEnd(pb::RequestEnd {})),
+        }));
+        let mut writer = peer.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let _ = writer.write_all(&request);
+        });
+        let head = RequestHead {
+            protocol_version: 1,
+            method: Bytes::copy_from_slice(method.as_bytes()),
+            uri: Bytes::from_static(b"/t"),
+            path: Bytes::from_static(b"/t"),
+            content_length: -1,
+            ..Default::default()
+        };
+        // Read while the app writes, as nginx does.
+        let reader = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            // A reset after the data is fine: the worker closed with the
+            // request end unread (the serving loop, not the handler, drains).
+            if let Err(e) = peer.read_to_end(&mut bytes) {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+            }
+            bytes
+        });
+        let mut conn = conn;
+        conn.begin_body();
+        let back = app.handle(conn, head);
+        let kept_alive = back.is_some();
+        drop(back);
+        sender.join().unwrap();
+        let bytes = reader.join().unwrap();
+        let mut buf = BytesMut::from(&bytes[..]);
+        let mut frames = Vec::new();
+        while let Some(f) = frame::decode(&mut buf).unwrap() {
+            frames.push(match f.kind.unwrap() {
+                Kind::ResponseHead(h) => Got::Head(
+                    h.status,
+                    h.headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                String::from_utf8_lossy(&h.name).into_owned(),
+                                String::from_utf8_lossy(&h.value).into_owned(),
+                            )
+                        })
+                        .collect(),
+                ),
+                Kind::ResponseBody(b) => Got::Body(b.to_vec()),
+                Kind::ResponseEnd(_) => Got::End,
+                Kind::Error(e) => Got::Error(e.message),
+                other => panic!("{other:?}"),
+            });
+        }
+        Run {
+            frames,
+            kept_alive,
+            module,
+        }
+    }
+
+    #[test]
+    fn list_response_is_head_body_end() {
+        let run = serve(
+            "def app(environ, start_response):\n\
+             \x20   start_response('200 OK', [('Content-Type', 'text/plain'), ('Connection', 'close')])\n\
+             \x20   return [b'Hello', b'', b' world']\n",
+            "GET",
+            &[],
+        );
+        assert_eq!(
+            run.frames,
+            vec![
+                Got::Head(200, vec![("Content-Type".into(), "text/plain".into())]),
+                Got::Body(b"Hello".to_vec()),
+                Got::Body(b" world".to_vec()),
+                Got::End
+            ],
+            "empty items send nothing; the hop-by-hop Connection header is dropped"
+        );
+        assert!(run.kept_alive);
+    }
+
+    #[test]
+    fn input_streams_the_body_across_frames() {
+        let run = serve(
+            "def app(environ, start_response):\n\
+             \x20   inp = environ['wsgi.input']\n\
+             \x20   first = inp.readline()\n\
+             \x20   five = inp.read(5)\n\
+             \x20   rest = list(inp)\n\
+             \x20   start_response('200 OK', [])\n\
+             \x20   return [repr((first, five, rest, inp.read())).encode()]\n",
+            "POST",
+            &[b"line one", b"\nabc", b"de\nlast"],
+        );
+        assert_eq!(
+            String::from_utf8(run.body()).unwrap(),
+            "(b'line one\\n', b'abcde', [b'\\n', b'last'], b'')"
+        );
+    }
+
+    #[test]
+    fn exception_before_the_head_is_a_500() {
+        let run = serve(
+            "def app(environ, start_response):\n    raise KeyError('nope')\n",
+            "GET",
+            &[],
+        );
+        assert_eq!(run.status(), 500);
+        assert!(String::from_utf8_lossy(&run.body()).contains("Internal Server Error"));
+        assert_eq!(run.frames.last(), Some(&Got::End));
+        assert!(run.kept_alive, "a 500 still ends cleanly");
+    }
+
+    #[test]
+    fn exception_after_the_head_cuts_the_response_and_closes() {
+        let run = serve(
+            "closed = False\n\
+             class Body:\n\
+             \x20   def __iter__(self):\n\
+             \x20       yield b'partial'\n\
+             \x20       raise RuntimeError('boom')\n\
+             \x20   def close(self):\n\
+             \x20       global closed\n\
+             \x20       closed = True\n\
+             def app(environ, start_response):\n\
+             \x20   start_response('200 OK', [])\n\
+             \x20   return Body()\n",
+            "GET",
+            &[],
+        );
+        assert_eq!(run.frames[1], Got::Body(b"partial".to_vec()));
+        assert_eq!(
+            run.frames[2],
+            Got::Error("the application failed: RuntimeError: boom".into())
+        );
+        assert!(!run.kept_alive);
+        assert_eq!(run.global("closed"), "True", "close() is always called");
+    }
+
+    #[test]
+    fn bad_responses_are_500s() {
+        for code in [
+            "def app(e, sr):\n    sr('200 OK', [])\n    return ['text']\n",
+            "def app(e, sr):\n    sr('OK', [])\n    return [b'']\n",
+            "def app(e, sr):\n    sr('200 OK', [('X-A', 'a\\nb')])\n    return [b'']\n",
+            "def app(e, sr):\n    sr('200 OK', [('X-A', 1)])\n    return [b'']\n",
+            "def app(e, sr):\n    sr('200 OK', {'X-A': 'b'})\n    return [b'']\n",
+            "def app(e, sr):\n    sr('200 OK', [])\n    sr('500 Oops', [])\n    return [b'']\n",
+            "def app(e, sr):\n    return [b'no start_response']\n",
+            "def app(e, sr):\n    sr('200 OK', [])\n    return None\n",
+        ] {
+            let run = serve(code, "GET", &[]);
+            assert_eq!(run.status(), 500, "{code}");
+        }
+    }
+
+    #[test]
+    fn exc_info_replaces_a_pending_head_and_reraises_after_it_was_sent() {
+        let run = serve(
+            "import sys\n\
+             def app(e, sr):\n\
+             \x20   sr('200 OK', [('X-First', '1')])\n\
+             \x20   try:\n\
+             \x20       raise ValueError('x')\n\
+             \x20   except ValueError:\n\
+             \x20       sr('503 Unavailable', [('X-Second', '1')], sys.exc_info())\n\
+             \x20   return [b'sorry']\n",
+            "GET",
+            &[],
+        );
+        assert_eq!(
+            run.frames[0],
+            Got::Head(503, vec![("X-Second".into(), "1".into())])
+        );
+        let run = serve(
+            "import sys\n\
+             def app(e, sr):\n\
+             \x20   write = sr('200 OK', [])\n\
+             \x20   write(b'sent')\n\
+             \x20   try:\n\
+             \x20       raise ValueError('late')\n\
+             \x20   except ValueError:\n\
+             \x20       sr('500 Oops', [], sys.exc_info())\n\
+             \x20   return [b'never']\n",
+            "GET",
+            &[],
+        );
+        assert_eq!(run.frames[1], Got::Body(b"sent".to_vec()));
+        assert_eq!(
+            run.frames[2],
+            Got::Error("the application failed: ValueError: late".into())
+        );
+    }
+
+    #[test]
+    fn head_requests_stop_the_body_early_and_still_close() {
+        let run = serve(
+            "pulled = 0\nclosed = False\n\
+             def app(e, sr):\n\
+             \x20   def gen():\n\
+             \x20       global pulled, closed\n\
+             \x20       sr('200 OK', [('Content-Length', '6')])\n\
+             \x20       try:\n\
+             \x20           for chunk in (b'abc', b'def'):\n\
+             \x20               pulled += 1\n\
+             \x20               yield chunk\n\
+             \x20       finally:\n\
+             \x20           closed = True\n\
+             \x20   return gen()\n",
+            "HEAD",
+            &[],
+        );
+        assert_eq!(
+            run.frames,
+            vec![
+                Got::Head(200, vec![("Content-Length".into(), "6".into())]),
+                Got::End
+            ]
+        );
+        assert_eq!(run.global("pulled"), "1");
+        assert_eq!(run.global("closed"), "True");
+    }
+
+    #[test]
+    fn content_length_is_honoured() {
+        let run = serve(
+            "def app(e, sr):\n    sr('200 OK', [('Content-Length', '3')])\n    return [b'abcdef']\n",
+            "GET",
+            &[],
+        );
+        assert_eq!(run.body(), b"abc");
+        assert_eq!(run.frames.last(), Some(&Got::End));
+        let run = serve(
+            "def app(e, sr):\n    sr('200 OK', [('Content-Length', '10')])\n    return iter([b'abc'])\n",
+            "GET",
+            &[],
+        );
+        assert!(
+            matches!(run.frames.last(), Some(Got::Error(m)) if m.contains("3 of the 10 bytes"))
+        );
+        assert!(!run.kept_alive);
+    }
+
+    #[test]
+    fn file_wrapper_sends_regular_files_and_iterates_others() {
+        let path = std::env::temp_dir().join(format!("ferrocorn-fw-{}", std::process::id()));
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let code = format!(
+            "import io\n\
+             def app(e, sr):\n\
+             \x20   sr('200 OK', [])\n\
+             \x20   f = open({path:?}, 'rb')\n\
+             \x20   f.read(10)\n\
+             \x20   return e['wsgi.file_wrapper'](f)\n"
+        );
+        let run = serve(&code, "GET", &[]);
+        let kinds: Vec<String> = run
+            .frames
+            .iter()
+            .map(|f| match f {
+                Got::Body(b) => format!("body {}", b.len()),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert!(
+            run.body() == data[10..],
+            "from the file's position to its end: {kinds:?}"
+        );
+        let run = serve(
+            "import io\n\
+             def app(e, sr):\n\
+             \x20   sr('200 OK', [])\n\
+             \x20   return e['wsgi.file_wrapper'](io.BytesIO(b'x' * 20000), 4096)\n",
+            "GET",
+            &[],
+        );
+        assert!(run.body() == vec![b'x'; 20000]);
+        std::fs::remove_file(path).unwrap();
+    }
 }

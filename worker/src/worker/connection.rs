@@ -219,6 +219,19 @@ impl Connection {
         }
     }
 
+    /// Closes after an `error` frame: stops sending, then discards what
+    /// the peer already sent. Closing with unread input makes TCP reset the
+    /// connection, and the peer could lose the error frame to the reset.
+    pub fn close_after_error(mut self) {
+        let _ = nix::sys::socket::shutdown(self.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+        for _ in 0..16 {
+            self.rbuf.clear();
+            if !matches!(self.read_some(), Ok(Some(1..))) {
+                break;
+            }
+        }
+    }
+
     // ---- writing ----------------------------------------------------------
 
     /// The write buffer, for encoders that append whole frames to it.

@@ -218,6 +218,7 @@ fn refuse(mut conn: Connection, kind: ErrorKind, why: String) -> Option<Connecti
     warning!("closing connection: {why}");
     conn.queue_error(kind, why);
     let _ = conn.flush(&Direct);
+    conn.close_after_error();
     None
 }
 
