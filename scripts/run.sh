@@ -62,8 +62,12 @@ pids+=($!)
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; kill -0 "${pids[0]}" 2>/dev/null || exit 1; sleep 0.1; done
 "$DIST/sbin/nginx" -p "$RUN" -e "$RUN/logs/error.log" -c "$RUN/nginx.conf" &
 pids+=($!)
-sleep 0.3
-kill -0 "${pids[1]}" 2>/dev/null || { cat "$RUN/logs/error.log" >&2; exit 1; }
+# Ready when nginx answers through the module; gone means it failed to start.
+for _ in $(seq 100); do
+    kill -0 "${pids[1]}" 2>/dev/null || { tail -n 5 "$RUN/logs/error.log" >&2; die "nginx did not start"; }
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break
+    sleep 0.1
+done
 
 log "Ferrocorn is serving $APP through nginx: open http://127.0.0.1:$PORT/  (Ctrl-C stops)"
 log "nginx logs: $RUN/logs/"
