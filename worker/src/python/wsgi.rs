@@ -221,7 +221,9 @@ fn conclude(
     if let Some(why) = failure {
         if writer.head_sent() {
             writer.fail(conn, format!("the application failed: {why}"), &b);
-            state.conn.take().map(Connection::close_after_error);
+            if let Some(conn) = state.conn.take() {
+                conn.close_after_error();
+            }
             return None;
         }
         if let Err(e) = writer.internal_error(conn, &b) {
