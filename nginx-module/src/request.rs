@@ -52,7 +52,10 @@ fn build_chain(r: &mut ngx_http_request_t) -> Option<*mut ngx_chain_t> {
     // SAFETY: r->upstream is live; request_bufs is the client body chain
     // nginx built, live in the request pool.
     let body = unsafe { (*r.upstream).request_bufs };
-    let content_length = if r.request_body.is_null() {
+    // A request that announced no body (no Content-Length, not chunked)
+    // has no CONTENT_LENGTH; otherwise the body nginx read is the truth.
+    let announced = !r.headers_in.content_length.is_null() || r.headers_in.chunked() != 0;
+    let content_length = if r.request_body.is_null() || !announced {
         -1
     } else {
         // SAFETY: as above.
@@ -123,7 +126,12 @@ fn head_buf(r: &ngx_http_request_t, content_length: i64) -> Option<*mut ngx_buf_
             query_string: str_bytes(&r.args),
             protocol: str_bytes(&r.http_protocol),
             headers: &headers,
-            server_name: str_bytes(&cscf.server_name),
+            // $server_name, or the Host the client asked for when the
+            // server block names none: SERVER_NAME is never empty.
+            server_name: match str_bytes(&cscf.server_name) {
+                b"" => str_bytes(&r.headers_in.server),
+                name => name,
+            },
             server_port: u32::from(server_port),
             remote_addr: str_bytes(&c.addr_text),
             remote_port: u32::from(remote_port),
