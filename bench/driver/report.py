@@ -61,6 +61,27 @@ def _summary_table(data: dict, loads: list) -> list[str]:
     return out
 
 
+def _glance_table(data: dict, loads: list) -> list[str]:
+    """Per row, the geometric mean over the workloads of its ratios to the ceiling and to uWSGI."""
+    rows = data["rows"]
+    out = ["| server | × ceiling (geometric mean) | × uWSGI (geometric mean) | workloads measured |",
+           "|---|---:|---:|---:|"]
+    for row in rows:
+        if row["skipped"]:
+            out.append(f"| {_title(row['server'])} | not run | | |")
+            continue
+        to_ceiling, to_rival = [], []
+        for w in loads:
+            s = stats.summary(row["points"].get(w.name))
+            if s is None:
+                continue
+            to_ceiling.append(stats.ratio(s["rps"], stats.rps_of(rows, CEILING, w.name)))
+            to_rival.append(stats.ratio(s["rps"], stats.rps_of(rows, RIVAL, w.name)))
+        out.append(f"| {_title(row['server'])} | {_x(stats.geomean(to_ceiling))} | "
+                   f"{_x(stats.geomean(to_rival))} | {len(to_ceiling)} of {len(loads)} |")
+    return out
+
+
 def _workload_section(data: dict, w) -> list[str]:
     rows = data["rows"]
     ceiling = stats.rps_of(rows, CEILING, w.name)
@@ -240,6 +261,9 @@ def write(data: dict, path: Path, png_name: str) -> None:
         "> " + NOISE.format(nproc=data["machine"]["nproc"]), "",
         f"![req/s per server and workload, as a multiple of the upstream ceiling]({png_name})", "",
         "## Summary", "",
+        "At a glance: each row's req/s over the workloads as one figure, the geometric mean of its "
+        "ratios (a row that fails a workload is averaged over the others; the tables below say which).", "",
+        *_glance_table(data, loads), "",
         "req/s as a multiple of the upstream ceiling (median req/s in brackets).", "",
         *_summary_table(data, loads), "",
         "## Per workload", "",

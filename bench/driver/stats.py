@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 CEILING = "ceiling"
@@ -40,3 +41,11 @@ def ratio(value: float | None, reference: float | None) -> float | None:
     if value is None or not reference:
         return None
     return value / reference
+
+
+def geomean(values: list) -> float | None:
+    """Geometric mean of the ratios that exist; None when none does."""
+    present = [v for v in values if v]
+    if not present:
+        return None
+    return math.exp(sum(math.log(v) for v in present) / len(present))
