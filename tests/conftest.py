@@ -140,9 +140,9 @@ def _start(server):
 
 
 def _stop(server):
+    """Stops a server; it stays listed until the current test's log check ran."""
     server.stop()
-    if server in LIVE_SERVERS:
-        LIVE_SERVERS.remove(server)
+    server.stopped = True
 
 
 @pytest.fixture(scope="session")
@@ -293,6 +293,7 @@ def _server_logs_clean(request):
             for needle in ("WSGIWarning", "garbage collected without being closed"):
                 if needle in text:
                     problems.append("%s mentions %r:\n%s" % (log.title, needle, text[-4000:]))
+    LIVE_SERVERS[:] = [server for server in LIVE_SERVERS if not getattr(server, "stopped", False)]
     if problems:
         pytest.fail("\n\n".join(problems))
 
