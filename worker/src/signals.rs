@@ -18,7 +18,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 /// Signals the master handles, each with one `handle_*` in the arbiter.
-pub const MASTER_SIGNALS: [Signal; 9] = [
+pub const MASTER_SIGNALS: [Signal; 10] = [
     Signal::SIGHUP,
     Signal::SIGQUIT,
     Signal::SIGINT,
@@ -26,6 +26,7 @@ pub const MASTER_SIGNALS: [Signal; 9] = [
     Signal::SIGTTIN,
     Signal::SIGTTOU,
     Signal::SIGUSR1,
+    Signal::SIGUSR2,
     Signal::SIGCHLD,
     Signal::SIGWINCH,
 ];
@@ -135,8 +136,16 @@ pub fn become_worker(queue: SignalQueue) -> nix::Result<()> {
         set(sig, SigHandler::SigDfl, SaFlags::empty())?;
     }
     set(Signal::SIGPIPE, SigHandler::SigIgn, SaFlags::empty())?;
-    set(Signal::SIGHUP, SigHandler::SigIgn, SaFlags::empty())?;
-    set(Signal::SIGWINCH, SigHandler::SigIgn, SaFlags::empty())?;
+    // Commands meant for the master, in case the whole group gets them.
+    for sig in [
+        Signal::SIGHUP,
+        Signal::SIGWINCH,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGUSR2,
+    ] {
+        set(sig, SigHandler::SigIgn, SaFlags::empty())?;
+    }
     set(
         Signal::SIGTERM,
         SigHandler::Handler(request_stop),

@@ -139,6 +139,7 @@ impl Arbiter {
             Signal::SIGTTIN => self.handle_ttin(),
             Signal::SIGTTOU => self.handle_ttou(),
             Signal::SIGUSR1 => self.handle_usr1(),
+            Signal::SIGUSR2 => warning!("SIGUSR2 (binary upgrade) is not supported; ignored"),
             // SIGCHLD: the loop reaps after every wake-up. SIGWINCH: ignored.
             _ => {}
         }

@@ -136,6 +136,15 @@ pub fn serve<H: Handler>(
                     }
                 }
                 Err(Errno::EAGAIN | Errno::ECONNABORTED | Errno::EINTR) => {}
+                Err(e @ (Errno::EMFILE | Errno::ENFILE)) => {
+                    // Out of descriptors: free one, or let others accept.
+                    warning!("accept failed on {}: {e}", listener.addr());
+                    if let Some(oldest) = (0..idle.len()).min_by_key(|&i| idle[i].deadline) {
+                        idle.swap_remove(oldest);
+                    } else {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
                 Err(e) => error!("accept failed on {}: {e}", listener.addr()),
             }
         }
