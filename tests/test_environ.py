@@ -187,3 +187,9 @@ def test_ferrocorn_pass_inside_if(basic, broken):
     default = requests.get(basic.url("/iftest/hello"), timeout=30)
     assert default.status_code == 200
     assert default.content == b"Hello, world!\n"
+
+
+def test_long_query_string(basic):
+    query = "&".join("k%d=%s" % (i, "v" * 50) for i in range(110))  # about 6 KiB
+    environ = get_environ(basic.url("/env?" + query))["environ"]
+    assert environ["QUERY_STRING"]["value"] == query

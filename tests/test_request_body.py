@@ -123,3 +123,20 @@ def test_unread_request_body_does_not_desync_kept_alive_connection(basic):
             echoed = session.post(basic.url("/pool/echo"), data=small, timeout=30)
             assert echoed.status_code == 200
             assert echoed.content == small
+
+
+@pytest.mark.parametrize("size", [1024 * 1024 - 1, 1024 * 1024, 1024 * 1024 + 1, 3 * 1024 * 1024 + 5])
+def test_bodies_around_the_frame_size_limit_echo_both_ways(basic, size):
+    """Bodies near and past the 1 MiB frame limit, as one request and one yielded chunk."""
+    body = os.urandom(size)
+    response = requests.post(basic.url("/echo"), data=body, timeout=60)
+    assert response.status_code == 200
+    assert response.content == body
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_other_methods_with_a_body(basic, method):
+    body = b"payload for " + method.encode()
+    response = requests.request(method, basic.url("/echo"), data=body, timeout=30)
+    assert response.status_code == 200
+    assert response.content == body

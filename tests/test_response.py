@@ -161,3 +161,30 @@ def test_latin1_response_header_value(basic):
     response = RawResponse(raw_exchange(basic.port, get_request("/latin1_header")))
     assert response.status == 200
     assert response.header("X-Latin").encode("latin-1") == b"caf\xe9 \xff"
+
+
+def test_head_on_a_streamed_response_keeps_the_pooled_connection_in_step(basic):
+    with requests.Session() as session:
+        for _ in range(3):
+            head = session.head(basic.url("/pool/stream?bytes=%d" % (2 * 1024 * 1024)), timeout=30)
+            assert head.status_code == 200
+            assert head.content == b""
+            hello = session.get(basic.url("/pool/hello"), timeout=30)
+            assert hello.status_code == 200
+            assert hello.content == b"Hello, world!\n"
+
+
+@pytest.mark.parametrize("location", ["", "/unbuffered", "/pool"])
+def test_client_hanging_up_mid_stream_leaves_the_workers_serving(basic, location):
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", basic.port), timeout=30) as s:
+            s.sendall(get_request("%s/stream?bytes=%d" % (location, STREAM_BYTES)))
+            received = 0
+            while received < 256 * 1024:
+                data = s.recv(65536)
+                assert data
+                received += len(data)
+    for _ in range(6):
+        response = requests.get(basic.url("%s/hello" % location), timeout=30)
+        assert response.status_code == 200
+        assert response.content == b"Hello, world!\n"
