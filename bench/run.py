@@ -6,7 +6,7 @@ Run through scripts/bench.sh, which installs wrk and the bench venv first:
 
     scripts/bench.sh                  quick mode (about 5 minutes)
     scripts/bench.sh --full           full mode (longer runs, Ferrocorn worker-count curve)
-    scripts/bench.sh --only ferrocorn,uwsgi --workloads hello --duration 2 --runs 1 --out /tmp/r.md
+    scripts/bench.sh --only ferrocorn,uwsgi --workloads hello --duration 2 --rounds 1 --out /tmp/r.md
     scripts/bench.sh --report-only    rewrite results.md and the chart from results.json
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from driver import chart, machine, report, servers, settings, workloads
 from driver.processes import stop_all
-from driver.row import run_row
+from driver.row import Row
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,7 +37,7 @@ def parse_args() -> argparse.Namespace:
                    + ", ".join(w.name for w in workloads.WORKLOADS))
     p.add_argument("--workers", type=int, default=2, help="workers per application server (2)")
     p.add_argument("--duration", type=int, help="seconds per measured run (mode's default)")
-    p.add_argument("--runs", type=int, help="measured runs per point (mode's default)")
+    p.add_argument("--rounds", type=int, help="rounds, i.e. measured runs per point (mode's default)")
     p.add_argument("--curve", action="store_true", help="also run the Ferrocorn worker-count curve")
     p.add_argument("--nginx", type=Path, default=settings.DIST / "sbin" / "nginx")
     p.add_argument("--dist", type=Path, default=settings.DIST)
@@ -74,13 +74,12 @@ def main() -> int:
 
     mode = settings.FULL if args.full else settings.QUICK
     mode = dataclasses.replace(mode, duration=args.duration or mode.duration,
-                               runs=args.runs or mode.runs,
+                               rounds=args.rounds or mode.rounds,
                                worker_curve=mode.worker_curve or args.curve)
     rows = _pick(args.only, servers.BY_NAME)
     loads = _pick(args.workloads, workloads.BY_NAME)
-    for tool in (args.nginx, ):
-        if not tool.exists():
-            sys.exit(f"{tool} missing: run scripts/build.sh (scripts/bench.sh does it for you)")
+    if not args.nginx.exists():
+        sys.exit(f"{args.nginx} missing: run scripts/build.sh (scripts/bench.sh does it for you)")
     nofile = settings.raise_open_files_limit()
 
     run_dir = Path(tempfile.mkdtemp(prefix="ferrobench-"))
@@ -88,20 +87,20 @@ def main() -> int:
     run_dir.chmod(0o755)
     ctx = settings.Context(nginx=args.nginx.resolve(), dist=args.dist.resolve(),
                            venv=settings.BENCH_VENV, run_dir=run_dir, workers=args.workers, mode=mode)
+    main_rows = [Row(server, ctx, loads) for server in rows]
+    curve_rows = []
+    if mode.worker_curve:
+        curve_rows = [Row(servers.BY_NAME["ferrocorn"], dataclasses.replace(ctx, workers=n),
+                          [workloads.BY_NAME["hello"]], label="curve-") for n in (1, 2, 4)]
     signal.signal(signal.SIGTERM, _stop_on_signal)
     started = datetime.datetime.now(datetime.timezone.utc)
-    print(f"==> bench ({mode.name}: {mode.runs} x {mode.duration} s per point), scratch dir {run_dir}",
-          file=sys.stderr, flush=True)
-    results, curve = [], []
+    print(f"==> bench ({mode.name}: {mode.rounds} rounds, {mode.duration} s per run), "
+          f"scratch dir {run_dir}", file=sys.stderr, flush=True)
     try:
-        for server in rows:
-            print(f"==> {server.title}", file=sys.stderr, flush=True)
-            results.append(run_row(server, ctx, loads))
-        if mode.worker_curve:
-            hello = [workloads.BY_NAME["hello"]]
-            for n in (1, 2, 4):
-                print(f"==> Ferrocorn worker curve: {n} workers", file=sys.stderr, flush=True)
-                curve.append(run_row(servers.BY_NAME["ferrocorn"], dataclasses.replace(ctx, workers=n), hello))
+        for round_no in range(1, mode.rounds + 1):
+            print(f"==> round {round_no} of {mode.rounds}", file=sys.stderr, flush=True)
+            for row in main_rows + curve_rows:
+                row.run_round(round_no)
     finally:
         stop_all()
         if not args.keep:
@@ -118,8 +117,8 @@ def main() -> int:
         "run_dir": str(run_dir),
         "nginx": str(ctx.nginx),
         "root": str(settings.ROOT),
-        "rows": [dataclasses.asdict(r) for r in results],
-        "worker_curve": [dataclasses.asdict(r) for r in curve],
+        "rows": [dataclasses.asdict(r.result) for r in main_rows],
+        "worker_curve": [dataclasses.asdict(r.result) for r in curve_rows],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(data, indent=1) + "\n")

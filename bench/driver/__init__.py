@@ -10,7 +10,7 @@
     probe.py         one real request per workload, checked byte for byte before any load
     wrk.py           the load generator: Lua script per workload, one parsed run
     slow_clients.py  1,000 connections trickling request bodies (asyncio, own process)
-    row.py           one row from start to stop: servers up, probe, measure, RSS, stop
+    row.py           one row, measured in rounds: servers up, warm-up, probe, measure, RSS, stop
     stats.py         medians and ratios over the runs (shared by the page and the chart)
     machine.py       machine and version facts for the page
     report.py        bench/results.md from the measured data

@@ -11,7 +11,7 @@ from .stats import CEILING, RIVAL
 NOISE = (
     "**Read the ratios, not the absolute figures.** This machine has {nproc} cores shared by wrk, "
     "the front nginx, the server under test and whatever else runs on the box; absolute req/s on "
-    "a shared 2-core machine are noisy from run to run (the spread of the runs is in results.json). "
+    "a shared 2-core machine are noisy from run to run (every run is in results.json). "
     "The ratios to the upstream ceiling and to uWSGI, measured minutes apart on the same machine, "
     "are what count."
 )
@@ -113,7 +113,7 @@ def _slow_section(data: dict) -> list[str]:
            "(`*_request_buffering on`, the default), so no worker is tied up by a slow client: "
            "hello throughput should stay close to the unloaded figure. Without nginx in front, a "
            "sync worker would sit blocked on each of those connections.", "",
-           "| server | hello req/s, unloaded | with slow clients | kept | slow connections open at start / at end / dropped |",
+           "| server | hello req/s, unloaded | with slow clients | kept | slow connections open at start / at end / dropped (worst round) |",
            "|---|---:|---:|---:|---|"]
     for row in data["rows"]:
         if row["skipped"]:
@@ -121,9 +121,13 @@ def _slow_section(data: dict) -> list[str]:
         base = stats.summary(row["points"].get("hello"))
         point = row["points"].get("slow")
         loaded = stats.summary(point)
-        held = (point or {}).get("slow") or {}
-        conns = (f"{held.get('opened', '?')} / {held.get('still_open', '?')} / {held.get('dropped', '?')}"
-                 if held else "–")
+        rounds = (point or {}).get("slow") or []
+        conns = "–"
+        if rounds:
+            # The worst round: fewest open at start and at the end, most dropped.
+            conns = (f"{min(h.get('opened', 0) for h in rounds)} / "
+                     f"{min(h.get('still_open', 0) for h in rounds)} / "
+                     f"{max(h.get('dropped', 0) for h in rounds)}")
         out.append(f"| {_title(row['server'])} | {_num(base and base['rps'])} | "
                    f"{_num(loaded and loaded['rps'])} | "
                    f"{_x(stats.ratio(loaded and loaded['rps'], base and base['rps']))} | {conns} |")
@@ -133,8 +137,8 @@ def _slow_section(data: dict) -> list[str]:
 def _memory_section(data: dict) -> list[str]:
     out = ["## Memory", "",
            "Resident memory of each worker process (every process of the server's process group but "
-           "the leader: master, arbiter or supervisor), read from `/proc/PID/status` right after the "
-           "row's last workload: VmRSS averaged over the workers, and the highest VmHWM (peak). For "
+           "the leader: master, arbiter or supervisor), read from `/proc/PID/status` after the last round's "
+           "last workload: VmRSS averaged over the workers, and the highest VmHWM (peak). For "
            "the two nginx rows these are nginx's own workers (the front one, the in-memory backend's).",
            "", "| server | worker processes | RSS per worker, MiB | peak RSS, MiB |", "|---|---:|---:|---:|"]
     for row in data["rows"]:
@@ -190,11 +194,14 @@ def _problems_section(data: dict) -> list[str]:
 def _how_section(data: dict) -> list[str]:
     mode = data["mode"]
     out = ["## How it ran", "",
-           f"`{' '.join(data['argv'])}` ({mode['name']} mode: {mode['runs']} measured runs of "
-           f"{mode['duration']} s per point after a {mode['warmup']} s warm-up run, in "
-           f"{data['elapsed_s'] // 60} min {data['elapsed_s'] % 60} s). Each figure is the median of the "
-           "runs; req/s counts 2xx answers only; errors are non-2xx answers plus socket errors "
-           "(connect, read, write, timeout) summed over the runs.", "",
+           f"`{' '.join(data['argv'])}` ({mode['name']} mode, {data['elapsed_s'] // 60} min "
+           f"{data['elapsed_s'] % 60} s): {mode['rounds']} rounds; in each round every row in turn is "
+           f"started, warmed up with {mode['row_warmup']} s of hello, checked, measured once per workload "
+           f"for {mode['duration']} s"
+           + (f" (after {mode['point_warmup']} s of unreported warm-up)" if mode['point_warmup'] else "")
+           + " and stopped. Taking turns spreads background load over every row. Each figure is the "
+           "median over the rounds; req/s counts 2xx answers only; errors are non-2xx answers plus "
+           "socket errors (connect, read, write, timeout) summed over the rounds.", "",
            "- Every row serves the same app, `bench/apps/hello.py` (`hello:application`; the Flask "
            "endpoint is `bench/apps/flask_app.py`, mounted by it), from the bench venv "
            "(`.venv-bench`, Debian's Python 3.11, pinned in `bench/requirements.txt`). Every answer is "

@@ -15,25 +15,29 @@ BENCH_VENV = ROOT / ".venv-bench"
 
 @dataclass(frozen=True)
 class Mode:
-    """How long and how often each (server, workload) point is measured."""
+    """How long and how often each (row, workload) point is measured."""
 
     name: str
+    # Rounds: every row is started, measured once per workload and stopped, once
+    # per round; rows take turns, so background load spreads over all of them.
+    # The page reports the median over the rounds.
+    rounds: int
     # Seconds of one measured wrk run.
     duration: int
-    # Measured runs per point; the page reports their median.
-    runs: int
-    # Seconds of the unreported wrk run that warms connections and caches first.
-    warmup: int
+    # Seconds of an unreported hello run right after a row starts (connections, caches).
+    row_warmup: int
+    # Seconds of an unreported run before each measured one (0 = none).
+    point_warmup: int
     # Whether the Ferrocorn worker-count curve (1, 2, 4 workers, hello) is run.
     worker_curve: bool
     doc: str
 
 
-QUICK = Mode("quick", duration=1, runs=3, warmup=1, worker_curve=False,
-             doc="3 runs of 1 s per point after a 1 s warm-up (about 5 minutes in all)")
-FULL = Mode("full", duration=5, runs=5, warmup=2, worker_curve=True,
-            doc="5 runs of 5 s per point after a 2 s warm-up, plus the Ferrocorn worker-count "
-                "curve (about 35 minutes in all)")
+QUICK = Mode("quick", rounds=3, duration=1, row_warmup=1, point_warmup=0, worker_curve=False,
+             doc="3 rounds, 1 s per run, no per-point warm-up (about 5 minutes)")
+FULL = Mode("full", rounds=5, duration=5, row_warmup=2, point_warmup=1, worker_curve=True,
+            doc="5 rounds, 5 s per run after a 1 s warm-up, plus the Ferrocorn worker-count "
+                "curve (about 40 minutes)")
 
 
 @dataclass(frozen=True)
