@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import os
 import shutil
 import signal
 import sys

@@ -113,7 +113,8 @@ def _slow_section(data: dict) -> list[str]:
            "(`*_request_buffering on`, the default), so no worker is tied up by a slow client: "
            "hello throughput should stay close to the unloaded figure. Without nginx in front, a "
            "sync worker would sit blocked on each of those connections.", "",
-           "| server | hello req/s, unloaded | with slow clients | kept | slow connections open at start / at end / dropped (worst round) |",
+           "| server | hello req/s, unloaded | with slow clients | kept "
+           "| slow connections open at start / at end / dropped (worst round) |",
            "|---|---:|---:|---:|---|"]
     for row in data["rows"]:
         if row["skipped"]:
@@ -215,15 +216,15 @@ def _how_section(data: dict) -> list[str]:
            "below; sockets 0666), starts in its own process group, is polled until its socket "
            "accepts, and is stopped with its whole group after its row.",
            "- The upstream ceiling is a second nginx (same build, "
-           f"{data['workers']} workers) answering every path from memory: `return 200` with the app's exact "
-           "bytes, the 1 MiB file from the page cache, and for the echo a `return 405` whose `error_page 405 =200` "
-           "serves that file (nginx reads and drops the 1 MiB body, then sends 1 MiB back). The "
+           f"{data['workers']} workers) answering every path from memory: `return 200` with the app's "
+           "exact bytes, the 1 MiB file from the page cache, and for the echo a `return 405` whose "
+           "`error_page 405 =200` serves that file (nginx reads and drops the 1 MiB body, then sends 1 MiB back). The "
            "nginx-alone row answers the same way in the front nginx itself.",
            "- Gunicorn's own uwsgi channel exists in the pinned "
            f"{data['versions'].get('Gunicorn', 'Gunicorn')}: `--protocol uwsgi` (\"uWSGI binary "
-           "protocol (for nginx uwsgi_pass)\" in its settings reference; unix-socket peers are always allowed), "
-           "so its row is included, with sync workers.",
-           f"- Load: wrk, one thread, `--timeout 10s`, a Lua script per workload (method, body, headers) "
+           "protocol (for nginx uwsgi_pass)\" in its settings reference; unix-socket peers are always "
+           "allowed), so its row is included, with sync workers.",
+           "- Load: wrk, one thread, `--timeout 10s`, a Lua script per workload (method, body, headers) "
            "whose `done()` prints the counts and latency percentiles: "
            "`wrk -t 1 -c CONNS -d SECONDSs --timeout 10s -s WORKLOAD.lua http://127.0.0.1:PORT/PATH`.",
            "- Slow clients: `.venv-bench/bin/python -m driver.slow_clients --port PORT --connections 1000` "

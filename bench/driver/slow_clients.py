@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import select
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -34,19 +37,14 @@ class SlowClients:
     """The handle the driver holds: start(), then stop() returns (open, dropped)."""
 
     def __init__(self, python: str, port: int, connections: int, bench_dir, log_path):
-        import subprocess
-
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [python, "-m", "driver.slow_clients", "--port", str(port),
              "--connections", str(connections)],
             cwd=bench_dir, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True)
-        self.argv_doc = (f"python -m driver.slow_clients --port PORT --connections {connections}")
 
     def wait_ready(self, timeout: float = 60.0) -> tuple[int, int]:
         """Blocks until every connection is open (or failed); returns (open, failed)."""
-        import select
-
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline().decode() if ready else ""
         if not line.startswith("ready "):
@@ -57,15 +55,13 @@ class SlowClients:
 
     def stop(self) -> tuple[int, int]:
         """Ends the clients; returns (still open at the end, dropped by the server)."""
-        import os
-
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
         try:
             out, _ = self.proc.communicate(timeout=30)
-        except Exception:
+        except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             out, _ = self.proc.communicate()
         self._log.close()
