@@ -218,8 +218,8 @@ def _how_section(data: dict) -> list[str]:
            "- The upstream ceiling is a second nginx (same build, "
            f"{data['workers']} workers) answering every path from memory: `return 200` with the app's "
            "exact bytes, the 1 MiB file from the page cache, and for the echo a `return 405` whose "
-           "`error_page 405 =200` serves that file (nginx reads and drops the 1 MiB body, then sends 1 MiB back). The "
-           "nginx-alone row answers the same way in the front nginx itself.",
+           "`error_page 405 =200` serves that file (nginx reads and drops the 1 MiB body, then "
+           "sends 1 MiB back). The nginx-alone row answers the same way in the front nginx itself.",
            "- Gunicorn's own uwsgi channel exists in the pinned "
            f"{data['versions'].get('Gunicorn', 'Gunicorn')}: `--protocol uwsgi` (\"uWSGI binary "
            "protocol (for nginx uwsgi_pass)\" in its settings reference; unix-socket peers are always "
