@@ -30,8 +30,7 @@ def require_binary(path):
     """Fail (not skip) with a clear hint when the install tree is missing."""
     if not path.exists():
         raise RuntimeError(
-            "%s is missing: build the install tree first (scripts/build.sh) "
-            "or point FERROCORN_DIST at one" % path
+            "%s is missing: build the install tree first (scripts/build.sh) or point FERROCORN_DIST at one" % path
         )
 
 
@@ -86,8 +85,7 @@ class ServerLog:
         match = wait_until(lambda: regex.search(self.text(since)), timeout)
         if not match:
             raise AssertionError(
-                "%r not found in %s within %.0fs; it holds:\n%s"
-                % (pattern, self.title, timeout, self.tail(80, since))
+                "%r not found in %s within %.0fs; it holds:\n%s" % (pattern, self.title, timeout, self.tail(80, since))
             )
         return match
 
@@ -307,7 +305,9 @@ class Nginx:
         self.proc = None
 
     def args(self, *extra):
-        return [str(NGINX_BIN), "-p", "%s/" % self.prefix, "-e", str(self.error_log.path), "-c", str(self.conf)] + list(extra)
+        return [str(NGINX_BIN), "-p", "%s/" % self.prefix, "-e", str(self.error_log.path), "-c", str(self.conf)] + list(
+            extra
+        )
 
     def check_config(self):
         """`nginx -t` on the config: (exit code, combined output)."""

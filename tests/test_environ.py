@@ -10,7 +10,15 @@ import requests
 from httpraw import RawResponse, get_request, raw_exchange
 
 # PEP 3333 keys a server must always provide (CONTENT_* only with a body).
-REQUIRED_STR_KEYS = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL"]
+REQUIRED_STR_KEYS = [
+    "REQUEST_METHOD",
+    "SCRIPT_NAME",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+]
 REQUIRED_BOOL_KEYS = ["wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once"]
 
 

@@ -14,9 +14,7 @@ def test_index(flask_stack):
 
 
 def test_form_post(flask_stack):
-    response = requests.post(
-        flask_stack.url("/flask/form"), data={"name": "Zoë", "comment": "a & b = c"}, timeout=30
-    )
+    response = requests.post(flask_stack.url("/flask/form"), data={"name": "Zoë", "comment": "a & b = c"}, timeout=30)
     assert response.status_code == 200
     assert response.content == "hello Zoë: a & b = c\n".encode("utf-8")
 

@@ -46,11 +46,26 @@ def test_every_directive_is_accepted(scratch):
 
 BAD = {
     "empty-unix-path": ("location / { ferrocorn_pass unix:; }", "ferrocorn_pass"),
-    "bad-buffers-size": ("location / { ferrocorn_pass unix:/tmp/x.sock; ferrocorn_buffers 8 zz; }", "ferrocorn_buffers"),
-    "bad-buffering-flag": ("location / { ferrocorn_pass unix:/tmp/x.sock; ferrocorn_buffering maybe; }", "ferrocorn_buffering"),
-    "bad-timeout": ("location / { ferrocorn_pass unix:/tmp/x.sock; ferrocorn_read_timeout soon; }", "ferrocorn_read_timeout"),
-    "param-without-value": ("location / { ferrocorn_pass unix:/tmp/x.sock; ferrocorn_param ONLY_NAME; }", "ferrocorn_param"),
-    "duplicate-pass": ("location / { ferrocorn_pass unix:/tmp/x.sock; ferrocorn_pass unix:/tmp/y.sock; }", "ferrocorn_pass"),
+    "bad-buffers-size": (
+        "location / { ferrocorn_pass unix:/tmp/x.sock; ferrocorn_buffers 8 zz; }",
+        "ferrocorn_buffers",
+    ),
+    "bad-buffering-flag": (
+        "location / { ferrocorn_pass unix:/tmp/x.sock; ferrocorn_buffering maybe; }",
+        "ferrocorn_buffering",
+    ),
+    "bad-timeout": (
+        "location / { ferrocorn_pass unix:/tmp/x.sock; ferrocorn_read_timeout soon; }",
+        "ferrocorn_read_timeout",
+    ),
+    "param-without-value": (
+        "location / { ferrocorn_pass unix:/tmp/x.sock; ferrocorn_param ONLY_NAME; }",
+        "ferrocorn_param",
+    ),
+    "duplicate-pass": (
+        "location / { ferrocorn_pass unix:/tmp/x.sock; ferrocorn_pass unix:/tmp/y.sock; }",
+        "ferrocorn_pass",
+    ),
 }
 
 

@@ -11,15 +11,7 @@ from httpraw import curl
 
 # Lines of every kind: LF, CRLF, empty, non-UTF-8 bytes, one longer than any
 # buffer, and a last line without a newline.
-MULTILINE = (
-    b"first line\n"
-    b"second line\r\n"
-    b"\n"
-    b"binary \xff\xfe\x00 bytes\n"
-    + b"L" * 100_000
-    + b"\n"
-    b"no newline at the end"
-)
+MULTILINE = b"first line\nsecond line\r\n\nbinary \xff\xfe\x00 bytes\n" + b"L" * 100_000 + b"\nno newline at the end"
 
 
 def expected_pieces(method, body, n):
@@ -31,7 +23,9 @@ def expected_pieces(method, body, n):
         return stream.readlines()
     if method == "iter":
         return list(stream)
-    read = {"read_n": lambda: stream.read(n), "readline": stream.readline, "readline_n": lambda: stream.readline(n)}[method]
+    read = {"read_n": lambda: stream.read(n), "readline": stream.readline, "readline_n": lambda: stream.readline(n)}[
+        method
+    ]
     pieces = []
     while True:
         piece = read()
@@ -46,11 +40,16 @@ def curl_chunked_post(url, body, scratch):
     source.write_bytes(body)
     out = scratch / "response.bin"
     result = curl(
-        "-H", "Transfer-Encoding: chunked",
-        "-H", "Content-Type: application/octet-stream",
-        "--data-binary", "@%s" % source,
-        "-o", str(out),
-        "-w", "%{http_code}",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        "@%s" % source,
+        "-o",
+        str(out),
+        "-w",
+        "%{http_code}",
         url,
     )
     assert result.returncode == 0, result.stderr

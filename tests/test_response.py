@@ -22,7 +22,9 @@ def expected_stream_sha256(total):
 
 
 @pytest.mark.parametrize("with_length", [False, True], ids=["no-content-length", "content-length"])
-@pytest.mark.parametrize("location", ["", "/unbuffered", "/tinybuffers"], ids=["buffering-on", "buffering-off", "small-buffers"])
+@pytest.mark.parametrize(
+    "location", ["", "/unbuffered", "/tinybuffers"], ids=["buffering-on", "buffering-off", "small-buffers"]
+)
 def test_twenty_mib_streamed_from_a_generator(basic, location, with_length):
     url = basic.url("%s/stream?bytes=%d%s" % (location, STREAM_BYTES, "&cl=1" if with_length else ""))
     digest = hashlib.sha256()

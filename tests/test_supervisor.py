@@ -74,7 +74,9 @@ def test_worker_silent_past_timeout_is_replaced(start_dedicated):
     # The app sleeps far past --timeout: the master kills that worker, nginx sees the connection drop.
     response = requests.get(stack.url("/dedicated/slow?seconds=40"), timeout=50)
     assert response.status_code == 502
-    after = wait_until(lambda: len(master.worker_pids()) == 2 and set(master.worker_pids()) != set(before) and master.worker_pids(), 20)
+    after = wait_until(
+        lambda: len(master.worker_pids()) == 2 and set(master.worker_pids()) != set(before) and master.worker_pids(), 20
+    )
     assert after, "no replacement worker: before %s, now %s" % (before, master.worker_pids())
     for _ in range(4):
         hello = requests.get(stack.url("/dedicated/hello"), timeout=30)

@@ -13,7 +13,9 @@ def test_socket_missing_is_502_with_cause_logged(nginx):
     mark = nginx.error_log.mark()
     response = requests.get(nginx.url("/down/hello"), timeout=30)
     assert response.status_code == 502
-    nginx.error_log.wait_for(r"missing\.sock.*No such file or directory|No such file or directory.*missing\.sock", since=mark)
+    nginx.error_log.wait_for(
+        r"missing\.sock.*No such file or directory|No such file or directory.*missing\.sock", since=mark
+    )
 
 
 def test_connection_refused_is_502_with_cause_logged(nginx):
@@ -57,7 +59,11 @@ GARBAGE = {
 }
 
 
-VALID_REPLY = wire.response_head(200, b"OK", [(b"Content-Type", b"text/plain")]) + wire.response_body(b"valid\n") + wire.response_end()
+VALID_REPLY = (
+    wire.response_head(200, b"OK", [(b"Content-Type", b"text/plain")])
+    + wire.response_body(b"valid\n")
+    + wire.response_end()
+)
 
 
 @pytest.mark.parametrize("reply", GARBAGE.values(), ids=GARBAGE.keys())

@@ -67,9 +67,7 @@ def env(environ, start_response, args):
     data["input_methods"] = [
         m for m in ("read", "readline", "readlines", "__iter__") if hasattr(environ["wsgi.input"], m)
     ]
-    data["errors_methods"] = [
-        m for m in ("write", "writelines", "flush") if hasattr(environ["wsgi.errors"], m)
-    ]
+    data["errors_methods"] = [m for m in ("write", "writelines", "flush") if hasattr(environ["wsgi.errors"], m)]
     data["file_wrapper_callable"] = callable(environ.get("wsgi.file_wrapper"))
     return json_response(start_response, data)
 
