@@ -168,22 +168,23 @@ impl EnvironBuilder {
         };
         set(&k.server_protocol, self.protocol.get(py, protocol)?)?;
         set(&k.server_name, self.server_name.get(py, &head.server_name)?)?;
-        let mut digits = [0u8; 10];
+        let mut digits = [0u8; 20];
         set(
             &k.server_port,
             self.server_port
-                .get(py, decimal(head.server_port, &mut digits))?,
+                .get(py, decimal(u64::from(head.server_port), &mut digits))?,
         )?;
         set(&k.remote_addr, self.remote_addr.get(py, &head.remote_addr)?)?;
         set(
             &k.remote_port,
-            latin1::to_str(py, decimal(head.remote_port, &mut digits))?,
+            latin1::to_str(py, decimal(u64::from(head.remote_port), &mut digits))?,
         )?;
         if !head.scheme.is_empty() && head.scheme.as_ref() != b"http" {
             set(&k.url_scheme, self.scheme.get(py, &head.scheme)?)?;
         }
         if head.content_length >= 0 {
-            env.set_item(k.content_length.bind(py), head.content_length.to_string())?;
+            let length = decimal(head.content_length as u64, &mut digits);
+            set(&k.content_length, latin1::to_str(py, length)?)?;
         }
         env.set_item(k.input.bind(py), input)?;
 
@@ -285,7 +286,7 @@ fn path_info<'a>(path: &'a [u8], script_name: &[u8]) -> &'a [u8] {
 }
 
 /// `n` in decimal, without allocating.
-fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -488,9 +489,9 @@ mod tests {
 
     #[test]
     fn decimal_formats_without_allocating() {
-        let mut buf = [0u8; 10];
+        let mut buf = [0u8; 20];
         assert_eq!(decimal(0, &mut buf), b"0");
         assert_eq!(decimal(8080, &mut buf), b"8080");
-        assert_eq!(decimal(u32::MAX, &mut buf), b"4294967295");
+        assert_eq!(decimal(u64::MAX, &mut buf), b"18446744073709551615");
     }
 }

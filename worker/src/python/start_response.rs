@@ -154,19 +154,24 @@ fn native<'a>(
     what: &str,
     header: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<&'a [u8]> {
-    let of = header
-        .map(|h| format!(" of header {}", repr(h)))
-        .unwrap_or_default();
+    // Messages are built on the error paths only: this runs per header.
+    let of = || {
+        header
+            .map(|h| format!(" of header {}", repr(h)))
+            .unwrap_or_default()
+    };
     let s = obj.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!(
-            "response header {what}{of} must be str, not {}: {}",
+            "response header {what}{} must be str, not {}: {}",
+            of(),
             type_name(obj),
             repr(obj)
         ))
     })?;
     latin1::bytes_of(s)?.ok_or_else(|| {
         PyValueError::new_err(format!(
-            "response header {what}{of} is not latin-1: {}",
+            "response header {what}{} is not latin-1: {}",
+            of(),
             repr(obj)
         ))
     })
