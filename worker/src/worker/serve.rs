@@ -149,7 +149,24 @@ pub fn serve<H: Handler>(
             }
         }
     }
+    finish_idle(idle, handler, config);
+}
+
+/// On the way out: serves requests that already arrived on idle
+/// connections (nginx may have sent one just before the stop), then closes
+/// them all.
+fn finish_idle<H: Handler>(idle: Vec<Idle>, handler: &mut H, config: &ServeConfig) {
     debug!("closing {} idle connections", idle.len());
+    let last = ServeConfig {
+        keep_alive: Duration::ZERO,
+        ..config.clone()
+    };
+    for Idle { conn, .. } in idle {
+        let mut fds = [PollFd::new(conn.fd(), PollFlags::POLLIN)];
+        if matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..)) {
+            serve_connection(conn, handler, &last);
+        }
+    }
 }
 
 /// Keeps a connection for its next request, for `wait` at most.
@@ -373,6 +390,32 @@ mod tests {
         peer.write_all(&[0, 0, 0, 3, 0x0f, 0xff, 0xff]).unwrap();
         assert!(serve_connection(conn, &mut Echo { seen: vec![] }, &config()).is_none());
         assert!(matches!(&received(&mut peer)[..], [Kind::Error(_)]));
+    }
+
+    #[test]
+    fn a_request_that_arrived_before_a_stop_is_still_served() {
+        let (quiet, _quiet_peer) = test_pair();
+        let (busy, mut peer) = test_pair();
+        peer.write_all(&request("GET", 1, b"")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let idle = vec![
+            Idle {
+                conn: quiet,
+                deadline,
+            },
+            Idle {
+                conn: busy,
+                deadline,
+            },
+        ];
+        let mut echo = Echo { seen: vec![] };
+        finish_idle(idle, &mut echo, &config());
+        assert_eq!(echo.seen, vec!["GET"]);
+        let kinds = received(&mut peer);
+        assert!(
+            matches!(kinds.last(), Some(Kind::ResponseEnd(_))),
+            "{kinds:?}"
+        );
     }
 
     #[test]
