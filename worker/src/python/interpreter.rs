@@ -1,7 +1,8 @@
 //! Starting and stopping CPython inside a worker (never in the master).
 //!
 //! Python is configured like the `python` of the virtualenv when one is
-//! given (its `bin/python` as `executable`, so `site` finds its packages),
+//! given (its `bin/python` as `executable`, so `site` finds its packages;
+//! else the `python` it was built against),
 //! without Python's own signal handlers (the worker owns SIGINT/SIGTERM),
 //! and with `sys.argv` set to the server's command line, as Gunicorn has it.
 
@@ -50,8 +51,12 @@ fn c_string(bytes: &[u8]) -> Result<CString, String> {
 /// Starts Python, then puts `pythonpath` and the current directory in
 /// front of `sys.path`. Leaves the GIL released.
 pub fn initialize(virtualenv: Option<&Path>, pythonpath: &[PathBuf]) -> Result<(), String> {
-    let executable = virtualenv
-        .map(|v| c_string(python_of(v).as_os_str().as_bytes()))
+    let executable = match virtualenv {
+        Some(venv) => Some(python_of(venv)),
+        None => build_python(),
+    };
+    let executable = executable
+        .map(|e| c_string(e.as_os_str().as_bytes()))
         .transpose()?;
     let argv: Vec<CString> = std::env::args_os()
         .map(|a| c_string(a.as_bytes()))
@@ -94,6 +99,14 @@ pub fn initialize(virtualenv: Option<&Path>, pythonpath: &[PathBuf]) -> Result<(
     result?;
     Python::attach(|py| extend_sys_path(py, pythonpath))
         .map_err(|e| format!("cannot set sys.path: {e}"))
+}
+
+/// The interpreter this binary was built against, when it is still there:
+/// Python then has the same `sys.executable` and prefix as when run as that
+/// `python`, instead of deriving them from the `ferrocorn` binary's path.
+fn build_python() -> Option<PathBuf> {
+    let python = PathBuf::from(option_env!("FERROCORN_BUILD_PYTHON")?);
+    python.is_file().then_some(python)
 }
 
 /// `sys.path = [*pythonpath, cwd, *sys.path]`, skipping entries already there.
