@@ -101,6 +101,26 @@ impl Drop for SignalQueue {
     }
 }
 
+/// Blocks every signal and returns the previous mask. The master forks
+/// with signals blocked, so a new worker cannot run the master's handler
+/// (and enqueue into the master's pipe) before it installs its own.
+pub fn block_all() -> nix::Result<SigSet> {
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )?;
+    Ok(old)
+}
+
+/// Restores a mask saved by [`block_all`].
+pub fn restore_mask(mask: SigSet) {
+    // Only fails for an invalid `how`; SIG_SETMASK is valid.
+    let _ =
+        nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&mask), None);
+}
+
 /// Set by SIGTERM in a worker: finish the current request, then exit.
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Set by SIGUSR1 in a worker: reopen the log file.
@@ -119,10 +139,11 @@ extern "C" fn quit_now(_: libc::c_int) {
     unsafe { libc::_exit(0) }
 }
 
-/// The first thing a forked worker does: forget the master's handlers and
-/// queue, ignore SIGPIPE (a gone peer is an EPIPE error, not a death), and
-/// install the worker's own handlers. TERM and USR1 do not restart system
-/// calls, so an idle `poll` wakes up to notice them.
+/// The first thing a forked worker does (signals still blocked since the
+/// fork): forget the master's handlers and queue, ignore SIGPIPE (a gone
+/// peer is an EPIPE error, not a death), install the worker's own
+/// handlers, then unblock. TERM and USR1 do not restart system calls, so
+/// an idle `poll` wakes up to notice them.
 pub fn become_worker(queue: SignalQueue) -> nix::Result<()> {
     QUEUE_FD.store(-1, Ordering::Relaxed);
     drop(queue);

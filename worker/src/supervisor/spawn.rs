@@ -26,14 +26,23 @@ pub struct WorkerBoot {
     pub master: Pid,
 }
 
-/// Forks. `Some(pid)` in the master, `None` in the new worker.
+/// Forks. `Some(pid)` in the master, `None` in the new worker, which
+/// starts with every signal blocked until [`signals::become_worker`].
 pub fn fork() -> nix::Result<Option<Pid>> {
+    let mask = signals::block_all()?;
     // SAFETY: the master is single-threaded (it never starts threads or
     // Python), so the child gets a consistent copy of every lock and
     // allocator, and may run any code, not only async-signal-safe code.
-    match unsafe { nix::unistd::fork() }? {
-        ForkResult::Parent { child } => Ok(Some(child)),
-        ForkResult::Child => Ok(None),
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Parent { child }) => {
+            signals::restore_mask(mask);
+            Ok(Some(child))
+        }
+        Ok(ForkResult::Child) => Ok(None),
+        Err(e) => {
+            signals::restore_mask(mask);
+            Err(e)
+        }
     }
 }
 
