@@ -219,14 +219,19 @@ fn conclude(
         }
     };
     if let Some(why) = failure {
-        if writer.head_sent() {
+        if writer.is_complete() {
+            // The response was whole (Content-Length reached, or no body)
+            // before the failure, e.g. in close(): deliver it as it is.
+            if writer.finish(conn, &b).is_err() {
+                return None;
+            }
+        } else if writer.head_sent() {
             writer.fail(conn, format!("the application failed: {why}"), &b);
             if let Some(conn) = state.conn.take() {
                 conn.close_after_error();
             }
             return None;
-        }
-        if let Err(e) = writer.internal_error(conn, &b) {
+        } else if let Err(e) = writer.internal_error(conn, &b) {
             debug!("{}: cannot send the 500 response: {e}", what());
             return None;
         }
@@ -539,6 +544,25 @@ mod tests {
         );
         assert_eq!(run.global("pulled"), "1");
         assert_eq!(run.global("closed"), "True");
+    }
+
+    #[test]
+    fn a_failing_close_after_a_whole_response_does_not_cut_it() {
+        let run = serve(
+            "class Body:\n\
+             \x20   def __iter__(self):\n\
+             \x20       yield b'whole'\n\
+             \x20   def close(self):\n\
+             \x20       raise OSError('cleanup failed')\n\
+             def app(environ, start_response):\n\
+             \x20   start_response('200 OK', [('Content-Length', '5')])\n\
+             \x20   return Body()\n",
+            "GET",
+            &[],
+        );
+        assert_eq!(run.body(), b"whole");
+        assert_eq!(run.frames.last(), Some(&Got::End));
+        assert!(run.kept_alive);
     }
 
     #[test]
