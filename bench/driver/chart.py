@@ -58,6 +58,6 @@ def write(data: dict, path: Path) -> None:
     fig.suptitle("req/s as a multiple of the upstream ceiling (nginx proxy_pass → nginx from memory; "
                  f"dashed line = 1.0)\n{data['machine']['nproc']} cores, {data['workers']} workers per "
                  f"server, {data['mode']['name']} mode, {data['started']}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.965))
     fig.savefig(path, dpi=80)
     plt.close(fig)

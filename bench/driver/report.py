@@ -13,7 +13,8 @@ NOISE = (
     "the front nginx, the server under test and whatever else runs on the box; absolute req/s on "
     "a shared 2-core machine are noisy from run to run (every run is in results.json). "
     "The ratios to the upstream ceiling and to uWSGI, measured minutes apart on the same machine, "
-    "are what count."
+    "are what count. The one-connection figures are the noisiest: with a single request in flight "
+    "they mostly measure how fast an idle virtual CPU wakes up, which varies from round to round."
 )
 
 
@@ -34,6 +35,11 @@ def _title(name: str) -> str:
 
 def _shorten(text: str, data: dict) -> str:
     return text.replace(data["run_dir"], "$RUN").replace(data["root"] + "/", "").replace(data["root"], ".")
+
+
+def _spread(s: dict) -> str:
+    low, high = s["spread"]
+    return f"{_num(low)}–{_num(high)}"
 
 
 def _errors(s: dict) -> str:
@@ -87,8 +93,8 @@ def _workload_section(data: dict, w) -> list[str]:
     ceiling = stats.rps_of(rows, CEILING, w.name)
     rival = stats.rps_of(rows, RIVAL, w.name)
     out = [f"### {w.title}", "", f"{w.doc[0].upper() + w.doc[1:]}. `{w.method} {w.path}`.", "",
-           "| server | req/s | × ceiling | × uWSGI | p50 ms | p99 ms | errors |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+           "| server | req/s | × ceiling | × uWSGI | rounds min–max | p50 ms | p99 ms | errors |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         if row["skipped"]:
             continue
@@ -96,10 +102,11 @@ def _workload_section(data: dict, w) -> list[str]:
         s = stats.summary(point)
         if s is None:
             why = (point or {}).get("error") or "not measured"
-            out.append(f"| {_title(row['server'])} | failed | | | | | {_shorten(why, data)[:300]} |")
+            out.append(f"| {_title(row['server'])} | failed | | | | | | {_shorten(why, data)[:300]} |")
             continue
         out.append(f"| {_title(row['server'])} | {_num(s['rps'])} | {_x(stats.ratio(s['rps'], ceiling))} "
-                   f"| {_x(stats.ratio(s['rps'], rival))} | {_num(s['p50_ms'], 2)} | {_num(s['p99_ms'], 2)} "
+                   f"| {_x(stats.ratio(s['rps'], rival))} | {_spread(s)} "
+                   f"| {_num(s['p50_ms'], 2)} | {_num(s['p99_ms'], 2)} "
                    f"| {_errors(s)} |")
     return out + [""]
 
@@ -265,7 +272,9 @@ def write(data: dict, path: Path, png_name: str) -> None:
         "row is the same WSGI app behind the same nginx build; only what sits behind nginx changes. "
         "The **upstream ceiling** row is nginx `proxy_pass` (keep-alive, unix socket) to a second "
         "nginx answering from memory: no application server behind nginx can beat it on this machine, "
-        "so every figure is also given as a multiple of it.", "",
+        "so every figure is also given as a multiple of it. Where an application server lands above "
+        "1.0 on some workload, the rounds disagreed by more than the gap: the min–max column of each "
+        "table shows how far apart they were.", "",
         "> " + NOISE.format(nproc=data["machine"]["nproc"]), "",
         f"![req/s per server and workload, as a multiple of the upstream ceiling]({png_name})", "",
         "## Summary", "",
