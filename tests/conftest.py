@@ -226,6 +226,23 @@ def flask_stack(nginx, flask_server):
     return Stack(nginx, flask_server)
 
 
+@pytest.fixture(scope="module")
+def module_servers():
+    """Starts servers a test module brings itself (its own nginx site, its own apps); stops them after the module.
+
+    Call it with a `Nginx` or `Ferrocorn`; it returns the server once it answers.
+    """
+    started = []
+
+    def start(server):
+        started.append(server)
+        return _start(server)
+
+    yield start
+    for server in reversed(started):
+        _stop(server)
+
+
 @pytest.fixture
 def start_dedicated(workdir, nginx):
     """Starts a ferrocorn of this test's own behind /dedicated/ (2 workers)."""

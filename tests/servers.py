@@ -167,13 +167,14 @@ def kill_group(proc, first_signal=signal.SIGTERM):
 class Ferrocorn:
     """A ferrocorn supervisor serving one app from tests/apps."""
 
-    def __init__(self, workdir, name, app, workers=2, tcp_port=None, extra_args=()):
+    def __init__(self, workdir, name, app, workers=2, tcp_port=None, extra_args=(), env=None):
         self.name = name
         self.app = app
         self.sock = Path(workdir) / ("%s.sock" % name)
         self.workers = workers
         self.tcp_port = tcp_port
         self.extra_args = list(extra_args)
+        self.extra_env = dict(env or {})  # on top of the test run's environment (e.g. DJANGO_SETTINGS_MODULE)
         self.log = ServerLog(Path(workdir) / ("%s.log" % name), "ferrocorn %s error log" % name)
         self.stderr = ServerLog(Path(workdir) / ("%s.stderr" % name), "ferrocorn %s stdout+stderr" % name)
         self.proc = None
@@ -192,6 +193,7 @@ class Ferrocorn:
                 stale.unlink()
         # Only an explicit --virtualenv picks a venv: the caller's shell must not matter.
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+        env.update(self.extra_env)
         out = open(self.stderr.path, "ab")
         self.proc = subprocess.Popen(
             self.command(),
