@@ -1,4 +1,4 @@
-"""WSGI entry point, exactly as `django-admin startproject` writes it: ferrocorn serves `djangosite.wsgi:application`."""
+"""WSGI entry point as `django-admin startproject` writes it; ferrocorn serves `djangosite.wsgi:application`."""
 
 import os
 
