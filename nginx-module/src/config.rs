@@ -10,18 +10,22 @@ use core::ffi::{c_char, c_void};
 use core::mem;
 use core::ptr;
 
+use ferrocorn_protocol::body::MAX_BODY_CHUNK;
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_array_t, ngx_conf_merge_path_value, ngx_conf_t, ngx_hash_init_t, ngx_http_complex_value_t,
     ngx_http_core_loc_conf_t, ngx_http_upstream_conf_t, ngx_http_upstream_hide_headers_hash,
-    ngx_path_init_t, ngx_pcalloc, ngx_str_t, ngx_uint_t, NGX_CONF_BITMASK_SET,
-    NGX_HTTP_UPSTREAM_FT_ERROR, NGX_HTTP_UPSTREAM_FT_OFF, NGX_HTTP_UPSTREAM_FT_TIMEOUT,
-    NGX_LOG_EMERG,
+    ngx_path_init_t, ngx_pcalloc, ngx_str_t, ngx_uint_t, NGX_CONF_BITMASK_SET, NGX_HTTP_GET,
+    NGX_HTTP_HEAD, NGX_HTTP_UPSTREAM_FT_ERROR, NGX_HTTP_UPSTREAM_FT_NOLIVE,
+    NGX_HTTP_UPSTREAM_FT_OFF, NGX_HTTP_UPSTREAM_FT_TIMEOUT, NGX_LOG_EMERG, NGX_LOG_WARN,
+    NGX_MAX_OFF_T_VALUE,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx::{ngx_conf_log_error, ngx_string};
 
-use crate::ffi::{unset_ptr, UNSET_FLAG, UNSET_MSEC, UNSET_SIZE, UNSET_UINT};
+use crate::ffi::{
+    signed_2bit, str_bytes, unset_ptr, UNSET_FLAG, UNSET_MSEC, UNSET_SIZE, UNSET_UINT,
+};
 use crate::merge::{
     align, derived, merge_bitmask, merge_bufs, merge_flag, merge_msec, merge_ptr, merge_size,
     merge_uint,
@@ -36,6 +40,47 @@ pub struct LocConf {
     /// `ferrocorn_param` entries of this level ([`ParamConf`] items), or
     /// NULL when the level has none (it then inherits its parent's).
     pub params: *mut ngx_array_t,
+    /// `ferrocorn_cache_key`, compiled once; `value.data` NULL when unset.
+    pub cache_key: ngx_http_complex_value_t,
+}
+
+/// The http-level settings: the cache zones `ferrocorn_cache_path` declares.
+#[repr(C)]
+pub struct MainConf {
+    /// `ngx_http_file_cache_t *` items, filled by nginx's
+    /// `ngx_http_file_cache_set_slot`; the upstream looks zones up here
+    /// when `ferrocorn_cache` names one through variables.
+    pub caches: ngx_array_t,
+}
+
+/// `create_main_conf`: an empty cache list.
+///
+/// # Safety
+/// Called by nginx with a valid `cf`.
+pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    // SAFETY: nginx passes a live conf whose pool outlives the configuration.
+    let conf = unsafe { ngx_pcalloc((*cf).pool, mem::size_of::<MainConf>()) }.cast::<MainConf>();
+    // SAFETY: freshly allocated and zeroed; an all-zero array is valid to init.
+    let Some(conf) = (unsafe { conf.as_mut() }) else {
+        return ptr::null_mut();
+    };
+    // ngx_array_init (a C inline function bindgen does not see), in place:
+    // the stock cache_path slot pushes into this very array.
+    let item = mem::size_of::<*mut ngx::ffi::ngx_http_file_cache_t>();
+    // SAFETY: nginx passes a live conf; pool allocation for 4 items.
+    let elts = unsafe { ngx::ffi::ngx_palloc((*cf).pool, 4 * item) };
+    if elts.is_null() {
+        return ptr::null_mut();
+    }
+    conf.caches = ngx_array_t {
+        elts,
+        nelts: 0,
+        size: item,
+        nalloc: 4,
+        // SAFETY: as above.
+        pool: unsafe { (*cf).pool },
+    };
+    (conf as *mut MainConf).cast()
 }
 
 /// One `ferrocorn_param NAME VALUE [if_not_empty]`.
@@ -63,8 +108,22 @@ pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
         return ptr::null_mut();
     };
     // Left zero by pcalloc: bufs.num, ignore_headers, next_upstream,
-    // temp_path, hide_headers_hash, cache and store (off), params.
+    // temp_path, hide_headers_hash, cache_zone, cache_use_stale,
+    // cache_methods, store_lengths/values, params, cache_key.
     let u = &mut conf.upstream;
+    u.set_store(UNSET_FLAG as i32);
+    u.store_access = UNSET_UINT;
+    u.set_cache(UNSET_FLAG as i32);
+    u.cache_min_uses = UNSET_UINT;
+    u.cache_max_range_offset = UNSET_FLAG as _;
+    u.cache_bypass = unset_ptr();
+    u.no_cache = unset_ptr();
+    u.cache_valid = unset_ptr();
+    u.cache_lock = UNSET_FLAG;
+    u.cache_lock_timeout = UNSET_MSEC;
+    u.cache_lock_age = UNSET_MSEC;
+    u.cache_revalidate = UNSET_FLAG;
+    u.cache_background_update = UNSET_FLAG;
     u.next_upstream_tries = UNSET_UINT;
     u.buffering = UNSET_FLAG;
     u.request_buffering = UNSET_FLAG;
@@ -78,7 +137,7 @@ pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     u.next_upstream_timeout = UNSET_MSEC;
     u.send_lowat = UNSET_SIZE;
     u.buffer_size = UNSET_SIZE;
-    u.limit_rate = unset_ptr();
+    u.limit_rate = unset_limit_rate();
     u.busy_buffers_size_conf = UNSET_SIZE;
     u.max_temp_file_size_conf = UNSET_SIZE;
     u.temp_file_write_size_conf = UNSET_SIZE;
@@ -127,6 +186,24 @@ fn merge(cf: &mut ngx_conf_t, prev: &mut LocConf, conf: &mut LocConf) -> Result<
     // SAFETY: ngx_pagesize is set by nginx before any configuration is read.
     let pagesize = unsafe { ngx::ffi::ngx_pagesize };
 
+    // `ferrocorn_store` and `ferrocorn_cache` exclude each other.
+    if signed_2bit(u.store()) > 0 {
+        u.set_cache(0);
+    }
+    if signed_2bit(u.cache()) > 0 {
+        u.set_store(0);
+    }
+    if signed_2bit(u.store()) == UNSET_FLAG as i32 {
+        u.set_store(if signed_2bit(p.store()) == UNSET_FLAG as i32 {
+            0
+        } else {
+            signed_2bit(p.store())
+        });
+        u.store_lengths = p.store_lengths;
+        u.store_values = p.store_values;
+    }
+    merge_uint(&mut u.store_access, p.store_access, 0o600);
+
     merge_uint(&mut u.next_upstream_tries, p.next_upstream_tries, 0);
     merge_flag(&mut u.buffering, p.buffering, 1);
     merge_flag(&mut u.request_buffering, p.request_buffering, 1);
@@ -140,7 +217,7 @@ fn merge(cf: &mut ngx_conf_t, prev: &mut LocConf, conf: &mut LocConf) -> Result<
     merge_msec(&mut u.next_upstream_timeout, p.next_upstream_timeout, 0);
     merge_size(&mut u.send_lowat, p.send_lowat, 0);
     merge_size(&mut u.buffer_size, p.buffer_size, pagesize);
-    merge_ptr(&mut u.limit_rate, p.limit_rate);
+    merge_limit_rate(&mut u.limit_rate, p.limit_rate);
     merge_bufs(&mut u.bufs, p.bufs, 8, pagesize);
 
     if u.bufs.num < 2 {
@@ -242,6 +319,8 @@ fn merge(cf: &mut ngx_conf_t, prev: &mut LocConf, conf: &mut LocConf) -> Result<
         return Err(());
     }
 
+    merge_cache(cfp, u, p, &mut conf.cache_key, &prev.cache_key)?;
+
     merge_flag(&mut u.pass_request_headers, p.pass_request_headers, 1);
     merge_flag(&mut u.pass_request_body, p.pass_request_body, 1);
     merge_flag(&mut u.intercept_errors, p.intercept_errors, 0);
@@ -280,6 +359,16 @@ fn merge(cf: &mut ngx_conf_t, prev: &mut LocConf, conf: &mut LocConf) -> Result<
 
     // SAFETY: cf is a location-level conf, so the core module's slot exists.
     let clcf: &mut ngx_http_core_loc_conf_t = NgxHttpCoreModule::location_conf_mut(cf).ok_or(())?;
+    // A streamed body goes out one client_body_buffer_size piece per frame.
+    if u.request_buffering == 0 && clcf.client_body_buffer_size > MAX_BODY_CHUNK {
+        ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cfp,
+            "\"ferrocorn_request_buffering off\" needs \"client_body_buffer_size\" of at most {} bytes",
+            MAX_BODY_CHUNK
+        );
+        return Err(());
+    }
     // `if` blocks and limit_except inherit the enclosing ferrocorn_pass.
     if clcf.noname() != 0 && u.upstream.is_null() {
         u.upstream = p.upstream;
@@ -292,4 +381,106 @@ fn merge(cf: &mut ngx_conf_t, prev: &mut LocConf, conf: &mut LocConf) -> Result<
         conf.params = prev.params;
     }
     Ok(())
+}
+
+/// The cache settings, as ngx_http_uwsgi_merge_loc_conf: a level without
+/// `ferrocorn_cache` inherits its parent's zone; a zone must have been
+/// declared by `ferrocorn_cache_path`.
+fn merge_cache(
+    cfp: *mut ngx_conf_t,
+    u: &mut ngx_http_upstream_conf_t,
+    p: &ngx_http_upstream_conf_t,
+    key: &mut ngx_http_complex_value_t,
+    prev_key: &ngx_http_complex_value_t,
+) -> Result<(), ()> {
+    if signed_2bit(u.cache()) == UNSET_FLAG as i32 {
+        u.set_cache(if signed_2bit(p.cache()) == UNSET_FLAG as i32 {
+            0
+        } else {
+            signed_2bit(p.cache())
+        });
+        u.cache_zone = p.cache_zone;
+        u.cache_value = p.cache_value;
+    }
+    // SAFETY: cache_zone is NULL or a zone nginx added for this configuration.
+    if let Some(zone) = unsafe { u.cache_zone.as_ref() } {
+        if zone.data.is_null() {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cfp,
+                "\"ferrocorn_cache\" zone \"{}\" is unknown",
+                // SAFETY: the zone name lives in the conf pool.
+                String::from_utf8_lossy(unsafe { str_bytes(&zone.shm.name) })
+            );
+            return Err(());
+        }
+    }
+
+    merge_uint(&mut u.cache_min_uses, p.cache_min_uses, 1);
+    if u.cache_max_range_offset == UNSET_FLAG as _ {
+        u.cache_max_range_offset = if p.cache_max_range_offset == UNSET_FLAG as _ {
+            NGX_MAX_OFF_T_VALUE as _
+        } else {
+            p.cache_max_range_offset
+        };
+    }
+    merge_bitmask(
+        &mut u.cache_use_stale,
+        p.cache_use_stale,
+        (NGX_CONF_BITMASK_SET | NGX_HTTP_UPSTREAM_FT_OFF) as ngx_uint_t,
+    );
+    if u.cache_use_stale & NGX_HTTP_UPSTREAM_FT_OFF as ngx_uint_t != 0 {
+        u.cache_use_stale = (NGX_CONF_BITMASK_SET | NGX_HTTP_UPSTREAM_FT_OFF) as ngx_uint_t;
+    }
+    if u.cache_use_stale & NGX_HTTP_UPSTREAM_FT_ERROR as ngx_uint_t != 0 {
+        u.cache_use_stale |= NGX_HTTP_UPSTREAM_FT_NOLIVE as ngx_uint_t;
+    }
+    if u.cache_methods == 0 {
+        u.cache_methods = p.cache_methods;
+    }
+    u.cache_methods |= (NGX_HTTP_GET | NGX_HTTP_HEAD) as ngx_uint_t;
+
+    merge_ptr(&mut u.cache_bypass, p.cache_bypass);
+    merge_ptr(&mut u.no_cache, p.no_cache);
+    merge_ptr(&mut u.cache_valid, p.cache_valid);
+
+    if key.value.data.is_null() {
+        *key = *prev_key;
+    }
+    if signed_2bit(u.cache()) != 0 && key.value.data.is_null() {
+        ngx_conf_log_error!(
+            NGX_LOG_WARN,
+            cfp,
+            "no \"ferrocorn_cache_key\" for \"ferrocorn_cache\""
+        );
+    }
+
+    merge_flag(&mut u.cache_lock, p.cache_lock, 0);
+    merge_msec(&mut u.cache_lock_timeout, p.cache_lock_timeout, 5000);
+    merge_msec(&mut u.cache_lock_age, p.cache_lock_age, 5000);
+    merge_flag(&mut u.cache_revalidate, p.cache_revalidate, 0);
+    merge_flag(&mut u.cache_background_update, p.cache_background_update, 0);
+    Ok(())
+}
+
+/// The unset `limit_rate`: a complex value pointer since nginx 1.27.0, a
+/// size before.
+#[cfg(ngx_limit_rate_complex)]
+fn unset_limit_rate() -> *mut ngx_http_complex_value_t {
+    unset_ptr()
+}
+
+#[cfg(not(ngx_limit_rate_complex))]
+fn unset_limit_rate() -> usize {
+    UNSET_SIZE
+}
+
+#[cfg(ngx_limit_rate_complex)]
+fn merge_limit_rate(conf: &mut *mut ngx_http_complex_value_t, prev: *mut ngx_http_complex_value_t) {
+    merge_ptr(conf, prev);
+}
+
+#[cfg(not(ngx_limit_rate_complex))]
+fn merge_limit_rate(conf: &mut usize, prev: usize) {
+    merge_size(conf, prev, 0);
 }

@@ -1,5 +1,7 @@
-//! The two directives with code of their own: `ferrocorn_pass` and
-//! `ferrocorn_param`. Every other directive is a stock nginx slot.
+//! The directives with code of their own: `ferrocorn_pass`,
+//! `ferrocorn_param`, `ferrocorn_store`, `ferrocorn_cache` and
+//! `ferrocorn_cache_key`. Every other directive is a stock nginx slot
+//! (see `commands.rs`).
 //!
 //! A bad argument fails `nginx -t` with a line naming the directive and the
 //! value, e.g. `invalid value "unix:" in "ferrocorn_pass": ...`.
@@ -10,14 +12,15 @@ use core::mem;
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_array_create, ngx_array_push, ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value,
-    ngx_http_compile_complex_value_t, ngx_http_core_loc_conf_t, ngx_http_upstream_add, ngx_str_t,
-    ngx_url_t, NGX_LOG_EMERG,
+    ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_http_core_loc_conf_t,
+    ngx_http_script_compile, ngx_http_script_compile_t, ngx_http_script_variables_count,
+    ngx_http_upstream_add, ngx_palloc, ngx_shared_memory_add, ngx_str_t, ngx_url_t, NGX_LOG_EMERG,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx::ngx_conf_log_error;
 
 use crate::config::{LocConf, ParamConf};
-use crate::ffi::{str_bytes, OK};
+use crate::ffi::{signed_2bit, str_bytes, OK, UNSET_FLAG};
 use crate::pass_target::check_pass_target;
 
 /// The directive's arguments (`cf->args`), name first.
@@ -143,6 +146,163 @@ pub unsafe extern "C" fn set_param(
     ccv.cf = cf;
     ccv.value = &mut value;
     ccv.complex_value = &mut param.value;
+    // SAFETY: ccv points at live values; nginx copies the source string.
+    if unsafe { ngx_http_compile_complex_value(&mut ccv) } != OK {
+        return NGX_CONF_ERROR;
+    }
+    NGX_CONF_OK
+}
+
+/// `ferrocorn_store on | off | PATH;` — as `uwsgi_store`: PATH may hold
+/// variables and is compiled into nginx's store scripts.
+///
+/// # Safety
+/// Called by nginx for the directive, with `conf` our [`LocConf`].
+pub unsafe extern "C" fn set_store(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the directive's conf and our loc conf for this level.
+    let (cf_ref, lcf) = unsafe { (&*cf, &mut *conf.cast::<LocConf>()) };
+    let u = &mut lcf.upstream;
+    if signed_2bit(u.store()) != UNSET_FLAG as i32 {
+        return c"is duplicate".as_ptr().cast_mut();
+    }
+    // SAFETY: cf is inside a directive setter; the argument lives in the conf pool.
+    let mut value = unsafe { args(cf_ref) }[1];
+    // SAFETY: as above.
+    match unsafe { str_bytes(&value) } {
+        b"off" => {
+            u.set_store(0);
+            return NGX_CONF_OK;
+        }
+        b"" => {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "empty path");
+            return NGX_CONF_ERROR;
+        }
+        _ => {}
+    }
+    if signed_2bit(u.cache()) > 0 {
+        return c"is incompatible with \"ferrocorn_cache\""
+            .as_ptr()
+            .cast_mut();
+    }
+    u.set_store(1);
+    // SAFETY: as above.
+    if unsafe { str_bytes(&value) } == b"on" {
+        return NGX_CONF_OK;
+    }
+    // The script includes the terminating NUL (nginx's config parser leaves
+    // one after every argument), as uwsgi_store does.
+    value.len += 1;
+    // SAFETY: plain data; all-zero means no flags.
+    let mut sc: ngx_http_script_compile_t = unsafe { mem::zeroed() };
+    sc.cf = cf;
+    sc.source = &mut value;
+    sc.lengths = &mut u.store_lengths;
+    sc.values = &mut u.store_values;
+    // SAFETY: value is a live conf string.
+    sc.variables = unsafe { ngx_http_script_variables_count(&mut value) };
+    sc.set_complete_lengths(1);
+    sc.set_complete_values(1);
+    // SAFETY: sc points at live values; nginx allocates from the conf pool.
+    if unsafe { ngx_http_script_compile(&mut sc) } != OK {
+        return NGX_CONF_ERROR;
+    }
+    NGX_CONF_OK
+}
+
+/// `ferrocorn_cache ZONE | off;` — as `uwsgi_cache`: a zone name with
+/// variables is resolved per request among the `ferrocorn_cache_path` zones.
+///
+/// # Safety
+/// Called by nginx for the directive, with `conf` our [`LocConf`].
+pub unsafe extern "C" fn set_cache(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the directive's conf and our loc conf for this level.
+    let (cf_ref, lcf) = unsafe { (&*cf, &mut *conf.cast::<LocConf>()) };
+    let u = &mut lcf.upstream;
+    if signed_2bit(u.cache()) != UNSET_FLAG as i32 {
+        return c"is duplicate".as_ptr().cast_mut();
+    }
+    // SAFETY: cf is inside a directive setter; the argument lives in the conf pool.
+    let mut value = unsafe { args(cf_ref) }[1];
+    // SAFETY: as above.
+    if unsafe { str_bytes(&value) } == b"off" {
+        u.set_cache(0);
+        return NGX_CONF_OK;
+    }
+    if signed_2bit(u.store()) > 0 {
+        return c"is incompatible with \"ferrocorn_store\""
+            .as_ptr()
+            .cast_mut();
+    }
+    u.set_cache(1);
+
+    // SAFETY: plain data; all-zero is an empty complex value.
+    let mut cv: ngx_http_complex_value_t = unsafe { mem::zeroed() };
+    // SAFETY: plain data; all-zero means no flags.
+    let mut ccv: ngx_http_compile_complex_value_t = unsafe { mem::zeroed() };
+    ccv.cf = cf;
+    ccv.value = &mut value;
+    ccv.complex_value = &mut cv;
+    // SAFETY: ccv points at live values; nginx copies the source string.
+    if unsafe { ngx_http_compile_complex_value(&mut ccv) } != OK {
+        return NGX_CONF_ERROR;
+    }
+    if !cv.lengths.is_null() {
+        // SAFETY: conf pool allocation for one complex value.
+        let slot = unsafe { ngx_palloc(cf_ref.pool, mem::size_of::<ngx_http_complex_value_t>()) }
+            .cast::<ngx_http_complex_value_t>();
+        if slot.is_null() {
+            return NGX_CONF_ERROR;
+        }
+        // SAFETY: fresh, aligned storage for one complex value.
+        unsafe { slot.write(cv) };
+        u.cache_value = slot;
+        return NGX_CONF_OK;
+    }
+    // SAFETY: cf is live; the zone is tagged with our module, like the
+    // ones ferrocorn_cache_path creates, so nginx pairs them by name.
+    u.cache_zone = unsafe {
+        ngx_shared_memory_add(
+            cf,
+            &mut value,
+            0,
+            core::ptr::addr_of_mut!(crate::ngx_http_ferrocorn_module).cast(),
+        )
+    };
+    if u.cache_zone.is_null() {
+        return NGX_CONF_ERROR;
+    }
+    NGX_CONF_OK
+}
+
+/// `ferrocorn_cache_key STRING;` (variables allowed), compiled once.
+///
+/// # Safety
+/// Called by nginx for the directive, with `conf` our [`LocConf`].
+pub unsafe extern "C" fn set_cache_key(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the directive's conf and our loc conf for this level.
+    let (cf_ref, lcf) = unsafe { (&*cf, &mut *conf.cast::<LocConf>()) };
+    if !lcf.cache_key.value.data.is_null() {
+        return c"is duplicate".as_ptr().cast_mut();
+    }
+    // SAFETY: cf is inside a directive setter; the argument lives in the conf pool.
+    let mut value = unsafe { args(cf_ref) }[1];
+    // SAFETY: plain data; all-zero means no flags.
+    let mut ccv: ngx_http_compile_complex_value_t = unsafe { mem::zeroed() };
+    ccv.cf = cf;
+    ccv.value = &mut value;
+    ccv.complex_value = &mut lcf.cache_key;
     // SAFETY: ccv points at live values; nginx copies the source string.
     if unsafe { ngx_http_compile_complex_value(&mut ccv) } != OK {
         return NGX_CONF_ERROR;

@@ -27,6 +27,13 @@ pub fn unset_ptr<T>() -> *mut T {
     ptr::null_mut::<u8>().wrapping_sub(1).cast()
 }
 
+/// The upstream conf's `cache` and `store` are 2-bit *signed* bitfields
+/// (`NGX_CONF_UNSET` is stored as 0b11); bindgen's getters return them
+/// unsigned, so this sign-extends them back (-1, 0 or 1).
+pub fn signed_2bit(v: core::ffi::c_int) -> core::ffi::c_int {
+    (v << 30) >> 30
+}
+
 /// `NGX_OK`, `NGX_ERROR`, `NGX_AGAIN`, `NGX_DONE` as the `ngx_int_t` that
 /// callbacks return (bindgen types them `u32` / `i32`).
 pub const OK: ngx_int_t = ngx::ffi::NGX_OK as ngx_int_t;
@@ -174,6 +181,13 @@ mod tests {
         assert_eq!(UNSET_SIZE as isize, -1);
         assert_eq!(UNSET_MSEC as isize, -1);
         assert_eq!(unset_ptr::<u8>() as isize, -1);
+    }
+
+    #[test]
+    fn two_bit_flags_sign_extend() {
+        assert_eq!(signed_2bit(3), -1);
+        assert_eq!(signed_2bit(1), 1);
+        assert_eq!(signed_2bit(0), 0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The content handler of a `ferrocorn_pass` location: sets up nginx's
 //! upstream machinery with the module's callbacks, then lets nginx read the
-//! whole client body before it connects (`ngx_http_upstream_init`).
+//! client body (all of it first, or streamed with
+//! `ferrocorn_request_buffering off`) and connect (`ngx_http_upstream_init`).
 
 use core::mem;
 
@@ -12,8 +13,8 @@ use ngx::ffi::{
 };
 use ngx::ngx_string;
 
-use crate::config::LocConf;
-use crate::ffi::{request_loc_conf, set_request_ctx, DONE, OK};
+use crate::config::{LocConf, MainConf};
+use crate::ffi::{request_loc_conf, request_main_conf, set_request_ctx, DONE, OK};
 use crate::stream::ResponseStream;
 use crate::{filter, module, request, upstream};
 
@@ -57,6 +58,12 @@ pub unsafe extern "C" fn ferrocorn_handler(r: *mut ngx_http_request_t) -> ngx_in
 
     u.set_buffering(u32::from(lcf.upstream.buffering != 0));
 
+    // Cache zones declared by ferrocorn_cache_path, and the cache key.
+    // SAFETY: our main conf exists in every http block that loads the module.
+    let mcf: &MainConf = unsafe { request_main_conf(r_ref, m) };
+    u.caches = (&mcf.caches as *const ngx::ffi::ngx_array_t).cast_mut();
+    u.create_key = Some(upstream::create_key);
+
     // SAFETY: pool allocation of a zeroed event pipe, as every upstream module does.
     let pipe = unsafe { ngx_pcalloc(r_ref.pool, mem::size_of::<ngx_event_pipe_t>()) }
         .cast::<ngx_event_pipe_t>();
@@ -72,8 +79,16 @@ pub unsafe extern "C" fn ferrocorn_handler(r: *mut ngx_http_request_t) -> ngx_in
     u.input_filter = Some(filter::non_buffered_filter);
     u.input_filter_ctx = r.cast();
 
-    // The whole body is read (memory or temp file) before the upstream starts.
-    // SAFETY: r is live; nginx calls ngx_http_upstream_init when the body is in.
+    // ferrocorn_request_buffering off: the upstream starts once the head is
+    // in and the body follows as it arrives (body_output.rs). Frames carry
+    // their lengths, so chunked bodies stream too.
+    if lcf.upstream.request_buffering == 0 && lcf.upstream.pass_request_body != 0 {
+        r_ref.set_request_body_no_buffering(1);
+    }
+
+    // Otherwise the whole body is read (memory or temp file) first.
+    // SAFETY: r is live; nginx calls ngx_http_upstream_init when the body
+    // is in (or, streamed, when reading it has started).
     let rc = unsafe { ngx_http_read_client_request_body(r, Some(ngx_http_upstream_init)) };
     if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
         return rc;

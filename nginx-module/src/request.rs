@@ -24,7 +24,7 @@ use crate::ffi::{
     buf_in_memory, buf_size, chain_bufs, request_loc_conf, request_srv_conf, str_bytes, table_elts,
     ERROR, OK,
 };
-use crate::module;
+use crate::{body_output, module};
 
 /// `u->create_request`.
 ///
@@ -47,23 +47,48 @@ pub unsafe extern "C" fn create_request(r: *mut ngx_http_request_t) -> ngx_int_t
 
 /// Builds head, body pieces and end; `None` on allocation failure or a
 /// head too large for one frame (both logged by nginx as a 500).
+///
+/// With `ferrocorn_request_buffering off` the chain is the head alone: nginx
+/// sends the body as it arrives, through [`body_output`]'s filter, which
+/// frames each piece and adds `request_end`.
 fn build_chain(r: &mut ngx_http_request_t) -> Option<*mut ngx_chain_t> {
     let pool = r.pool;
+    // SAFETY: our handler only runs where our loc conf exists.
+    let lcf: &LocConf = unsafe { request_loc_conf(r, module()) };
+    let pass_body = lcf.upstream.pass_request_body != 0;
     // SAFETY: r->upstream is live; request_bufs is the client body chain
     // nginx built, live in the request pool.
-    let body = unsafe { (*r.upstream).request_bufs };
+    let body = if pass_body {
+        unsafe { (*r.upstream).request_bufs }
+    } else {
+        core::ptr::null_mut()
+    };
     // A request that announced no body (no Content-Length, not chunked)
     // has no CONTENT_LENGTH; otherwise the body nginx read is the truth.
     let announced = !r.headers_in.content_length.is_null() || r.headers_in.chunked() != 0;
-    let content_length = if r.request_body.is_null() || !announced {
+    let streamed = r.request_body_no_buffering() != 0;
+    let content_length = if !pass_body || r.request_body.is_null() || !announced {
         -1
+    } else if streamed {
+        // Known only when the client sent Content-Length (not chunked).
+        if r.headers_in.chunked() != 0 {
+            -1
+        } else {
+            r.headers_in.content_length_n
+        }
     } else {
         // SAFETY: as above.
         unsafe { chain_bufs(body) }.map(buf_size).sum::<u64>() as i64
     };
 
-    let head = head_buf(r, content_length)?;
+    let head = head_buf(r, lcf, content_length)?;
     let first = link(pool, head)?;
+    if streamed {
+        // SAFETY: head is the pool buffer just built.
+        unsafe { (*head).set_flush(1) };
+        body_output::install(r)?;
+        return Some(first);
+    }
     let mut last = first;
 
     // SAFETY: as above; the chain is not relinked while we walk it.
@@ -85,22 +110,51 @@ fn build_chain(r: &mut ngx_http_request_t) -> Option<*mut ngx_chain_t> {
     Some(first)
 }
 
+/// Request headers the worker must not see when nginx caches the response:
+/// nginx needs a full 200 to store and answers conditional and range
+/// requests itself (uwsgi's `ngx_http_uwsgi_cache_headers`).
+const CACHE_STRIPPED_HEADERS: [&[u8]; 6] = [
+    b"if-modified-since",
+    b"if-unmodified-since",
+    b"if-none-match",
+    b"if-match",
+    b"range",
+    b"if-range",
+];
+
+/// Whether a request header goes into the head frame: all of them unless
+/// `ferrocorn_pass_request_headers off` (then only Content-Type and
+/// Content-Length, which the worker maps to CGI variables), minus the
+/// conditional ones when the response may be cached.
+fn header_passes(name: &[u8], pass_headers: bool, cacheable: bool) -> bool {
+    let cgi =
+        name.eq_ignore_ascii_case(b"content-type") || name.eq_ignore_ascii_case(b"content-length");
+    if !pass_headers && !cgi {
+        return false;
+    }
+    !(cacheable
+        && CACHE_STRIPPED_HEADERS
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h)))
+}
+
 /// The `request_head` frame in one pool buffer.
-fn head_buf(r: &ngx_http_request_t, content_length: i64) -> Option<*mut ngx_buf_t> {
-    let m = module();
+fn head_buf(r: &ngx_http_request_t, lcf: &LocConf, content_length: i64) -> Option<*mut ngx_buf_t> {
     // SAFETY: the connection lives as long as the request.
     let c = unsafe { &mut *r.connection };
     // SAFETY: every HTTP request has the core module's srv conf.
     let cscf: &ngx_http_core_srv_conf_t =
         unsafe { request_srv_conf(r, &*core::ptr::addr_of!(ngx_http_core_module)) };
-    // SAFETY: our handler only runs where our loc conf exists.
-    let lcf: &LocConf = unsafe { request_loc_conf(r, m) };
+    let pass_headers = lcf.upstream.pass_request_headers != 0;
+    // SAFETY: r->upstream is live while create_request runs.
+    let cacheable = unsafe { (*r.upstream).cacheable() } != 0;
 
     // SAFETY: the header list belongs to the live request and is not
     // modified while we read it; its strings live in the request pool.
     let headers: Vec<(&[u8], &[u8])> = unsafe { table_elts(&r.headers_in.headers) }
         // SAFETY: as above.
         .map(|h| unsafe { (str_bytes(&h.key), str_bytes(&h.value)) })
+        .filter(|(name, _)| header_passes(name, pass_headers, cacheable))
         .collect();
     let params = eval_params(r, lcf)?;
 
@@ -240,7 +294,7 @@ fn temp_buf(pool: *mut ngx_pool_t, bytes: &[u8]) -> Option<*mut ngx_buf_t> {
 }
 
 /// A read-only memory buffer over static bytes.
-fn static_buf(pool: *mut ngx_pool_t, bytes: &'static [u8]) -> Option<*mut ngx_buf_t> {
+pub(crate) fn static_buf(pool: *mut ngx_pool_t, bytes: &'static [u8]) -> Option<*mut ngx_buf_t> {
     // SAFETY: zeroed pool allocation is an empty buffer.
     let b = unsafe { ngx_pcalloc(pool, mem::size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
     // SAFETY: fresh, zeroed buffer.
@@ -256,7 +310,7 @@ fn static_buf(pool: *mut ngx_pool_t, bytes: &'static [u8]) -> Option<*mut ngx_bu
 }
 
 /// A new chain link holding `b`.
-fn link(pool: *mut ngx_pool_t, b: *mut ngx_buf_t) -> Option<*mut ngx_chain_t> {
+pub(crate) fn link(pool: *mut ngx_pool_t, b: *mut ngx_buf_t) -> Option<*mut ngx_chain_t> {
     // SAFETY: pool allocation of one link.
     let cl = unsafe { ngx_alloc_chain_link(pool) };
     // SAFETY: fresh link from the pool.

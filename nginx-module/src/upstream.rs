@@ -5,15 +5,16 @@
 
 use ferrocorn_protocol::pb;
 use ngx::ffi::{
-    ngx_hash_find, ngx_hash_strlow, ngx_http_request_t, ngx_http_upstream_header_t,
-    ngx_http_upstream_main_conf_t, ngx_http_upstream_module, ngx_http_upstream_t, ngx_int_t,
-    ngx_list_push, ngx_pnalloc, ngx_table_elt_t, NGX_HTTP_HEAD, NGX_HTTP_UPSTREAM_INVALID_HEADER,
-    NGX_LOG_ERR,
+    ngx_array_push, ngx_hash_find, ngx_hash_strlow, ngx_http_complex_value, ngx_http_request_t,
+    ngx_http_upstream_header_t, ngx_http_upstream_main_conf_t, ngx_http_upstream_module,
+    ngx_http_upstream_t, ngx_int_t, ngx_list_push, ngx_pnalloc, ngx_str_t, ngx_table_elt_t,
+    NGX_HTTP_HEAD, NGX_HTTP_UPSTREAM_INVALID_HEADER, NGX_LOG_ERR,
 };
 use ngx::log::DebugMask;
 use ngx::{ngx_log_debug, ngx_log_error};
 
-use crate::ffi::{request_ctx, request_main_conf, span, AGAIN, ERROR, OK};
+use crate::config::LocConf;
+use crate::ffi::{request_ctx, request_loc_conf, request_main_conf, span, AGAIN, ERROR, OK};
 use crate::head::{self, Parsed};
 use crate::module;
 use crate::stream::{is_bare_end, ResponseStream, RESPONSE_END_FRAME};
@@ -151,6 +152,29 @@ fn push_header(
                 return rc;
             }
         }
+    }
+    OK
+}
+
+/// `u->create_key`: the `ferrocorn_cache_key` value is the cache key.
+///
+/// # Safety
+/// Called by nginx with a live request that has a cache (`r->cache`).
+pub unsafe extern "C" fn create_key(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: nginx passes a live request whose cache it just created.
+    let r = unsafe { &mut *r };
+    // SAFETY: as above.
+    let key = unsafe { ngx_array_push(&mut (*r.cache).keys) }.cast::<ngx_str_t>();
+    if key.is_null() {
+        return ERROR;
+    }
+    // SAFETY: our handler only runs where our loc conf exists.
+    let lcf: &LocConf = unsafe { request_loc_conf(r, module()) };
+    let cv = (&lcf.cache_key as *const ngx::ffi::ngx_http_complex_value_t).cast_mut();
+    // SAFETY: `key` is a fresh array slot; cv was compiled at configuration
+    // time and is only read; the value is allocated in the request pool.
+    if unsafe { ngx_http_complex_value(r, cv, key) } != OK {
+        return ERROR;
     }
     OK
 }
