@@ -38,6 +38,14 @@ pub struct Settings {
     pub error_logfile: LogTarget,
     /// A virtualenv whose site-packages the workers use.
     pub virtualenv: Option<PathBuf>,
+    /// Requests after which a worker is recycled; 0 never.
+    pub max_requests: u64,
+    /// Up to this many more requests, random per worker, so workers do
+    /// not all recycle at once.
+    pub max_requests_jitter: u64,
+    /// Resident memory (MiB) past which a worker is recycled after its
+    /// current request; 0 never.
+    pub max_worker_memory: u64,
 }
 
 /// A listening address given with `--bind`.
@@ -273,6 +281,46 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        name: "max_requests",
+        flags: &["--max-requests"],
+        meta: "INT",
+        default: Some("0"),
+        repeatable: false,
+        doc: "A worker that has served this many requests finishes the current \
+              one and is replaced by a fresh one (a bound on leaks). Requests \
+              keep being served meanwhile. 0 disables recycling.",
+        apply: |s, v| {
+            s.max_requests = parse_count(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "max_requests_jitter",
+        flags: &["--max-requests-jitter"],
+        meta: "INT",
+        default: Some("0"),
+        repeatable: false,
+        doc: "Each worker adds a random number of requests between 0 and this \
+              to `--max-requests`, so workers do not all recycle at once.",
+        apply: |s, v| {
+            s.max_requests_jitter = parse_count(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "max_worker_memory",
+        flags: &["--max-worker-memory"],
+        meta: "MB",
+        default: Some("0"),
+        repeatable: false,
+        doc: "A worker whose resident memory passes this many MiB after a \
+              request is recycled (uWSGI's reload-on-rss). 0 disables it.",
+        apply: |s, v| {
+            s.max_worker_memory = parse_count(v)?;
+            Ok(())
+        },
+    },
 ];
 
 impl Settings {
@@ -291,6 +339,9 @@ impl Settings {
             log_level: Level::Info,
             error_logfile: LogTarget::Stderr,
             virtualenv: None,
+            max_requests: 0,
+            max_requests_jitter: 0,
+            max_worker_memory: 0,
         }
     }
 }
@@ -417,6 +468,12 @@ fn parse_positive(v: &str) -> Result<usize, String> {
         Ok(n) if n > 0 => Ok(n),
         _ => Err("expected a positive integer".into()),
     }
+}
+
+fn parse_count(v: &str) -> Result<u64, String> {
+    v.trim()
+        .parse::<u64>()
+        .map_err(|_| "expected a whole number (0 or more)".into())
 }
 
 fn parse_seconds(v: &str) -> Result<u64, String> {

@@ -23,6 +23,8 @@ use crate::signals::SignalQueue;
 
 /// Longest wait of the master loop between two looks at its workers.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the master looks whether a HUP's new workers have booted.
+const BOOT_POLL: Duration = Duration::from_millis(50);
 
 /// How the master was asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +101,7 @@ impl Arbiter {
     fn run(&mut self) -> u8 {
         loop {
             self.manage_workers();
+            self.retire_replaced_workers();
             for sig in self.queue().wait(self.tick()) {
                 if let Some(stop) = self.dispatch(sig) {
                     return self.shutdown(stop);
@@ -117,8 +120,12 @@ impl Arbiter {
             .expect("the master owns its signal queue")
     }
 
-    /// Sleeps less than a tick when a backed-off spawn is due sooner.
+    /// Sleeps less than a tick when a backed-off spawn is due sooner, or
+    /// while a HUP waits for its new workers to boot.
     fn tick(&self) -> Duration {
+        if !self.workers.with_state(WorkerState::Outgoing).is_empty() {
+            return BOOT_POLL;
+        }
         match self.backoff.remaining(Instant::now()) {
             Some(d) if self.workers.active() < self.target => d.min(TICK),
             _ => TICK,
@@ -146,20 +153,28 @@ impl Arbiter {
         None
     }
 
-    /// HUP: start a fresh set of workers (they import the app anew), then
-    /// retire the old ones gracefully.
+    /// HUP: start a fresh set of workers (they import the app anew); the
+    /// old ones keep serving until every new one has loaded the app
+    /// ([`Self::retire_replaced_workers`]), then stop gracefully. No
+    /// moment without a worker ready to accept.
     fn handle_hup(&mut self) {
         info!("Hang up: Master");
-        let old: Vec<Pid> = self
-            .workers
-            .iter()
-            .filter(|w| w.state == WorkerState::Running)
-            .map(|w| w.pid)
-            .collect();
-        for _ in 0..self.target {
-            if !self.spawn_worker() {
-                break;
+        let old = self.workers.supersede_running();
+        debug!("{old} workers outgoing until their replacements boot");
+        self.manage_workers();
+    }
+
+    /// Marks workers that have beaten as booted, and retires outgoing
+    /// workers once enough new ones have.
+    fn retire_replaced_workers(&mut self) {
+        for w in self.workers.iter_mut() {
+            if !w.booted && w.heartbeat.has_beaten() {
+                w.booted = true;
             }
+        }
+        let old = self.workers.outgoing_to_retire(self.target);
+        if !old.is_empty() {
+            info!("New workers booted; stopping {} old workers", old.len());
         }
         old.into_iter().for_each(|pid| self.retire(pid));
     }
@@ -261,6 +276,17 @@ impl Arbiter {
             match judge_exit(pid, exit) {
                 Verdict::Halt { code, reason } => {
                     error!("Worker (pid:{pid}) exited with code {code}");
+                    if worker.state == WorkerState::Retiring {
+                        continue; // abandoned after a failed reload
+                    }
+                    let kept = self.workers.restore_outgoing();
+                    if kept > 0 {
+                        // A reload with a broken app must not take the
+                        // service down: the old workers carry on.
+                        error!("Reload failed ({reason}); keeping the {kept} previous workers");
+                        self.abandon_new_workers();
+                        continue;
+                    }
                     return Some((code, reason));
                 }
                 Verdict::Replace { message, level } => {
@@ -273,6 +299,18 @@ impl Arbiter {
                 }
             }
         }
+    }
+
+    /// After a failed reload: stop the new workers that have not booted
+    /// (they would fail the same way).
+    fn abandon_new_workers(&mut self) {
+        let booting: Vec<Pid> = self
+            .workers
+            .iter()
+            .filter(|w| w.state == WorkerState::Running && !w.booted)
+            .map(|w| w.pid)
+            .collect();
+        booting.into_iter().for_each(|pid| self.retire(pid));
     }
 
     /// Signals workers whose heartbeat is older than `--timeout`.

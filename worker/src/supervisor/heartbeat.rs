@@ -15,6 +15,8 @@ use nix::sys::time::TimeSpec;
 #[derive(Debug)]
 pub struct Heartbeat {
     file: OwnedFd,
+    /// The file's time at creation; a later time means the worker beat.
+    born: SystemTime,
 }
 
 impl Heartbeat {
@@ -22,8 +24,12 @@ impl Heartbeat {
     /// `--timeout` to import the app and start serving.
     pub fn new() -> nix::Result<Heartbeat> {
         let file = memfd_create("ferrocorn-heartbeat", MFdFlags::MFD_CLOEXEC)?;
-        let beat = Heartbeat { file };
+        let mut beat = Heartbeat {
+            file,
+            born: UNIX_EPOCH,
+        };
         beat.touch()?;
+        beat.born = beat.last_beat()?;
         Ok(beat)
     }
 
@@ -36,6 +42,12 @@ impl Heartbeat {
     pub fn last_beat(&self) -> nix::Result<SystemTime> {
         let st = fstat(&self.file)?;
         Ok(UNIX_EPOCH + Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32))
+    }
+
+    /// Whether the worker has beaten since the file was made (it beats
+    /// first once its app is loaded).
+    pub fn has_beaten(&self) -> bool {
+        self.last_beat().is_ok_and(|t| t > self.born)
     }
 }
 
@@ -81,9 +93,11 @@ mod tests {
     fn touch_moves_the_beat_forward() {
         let hb = Heartbeat::new().unwrap();
         let first = hb.last_beat().unwrap();
+        assert!(!hb.has_beaten());
         assert!(SystemTime::now().duration_since(first).unwrap() < Duration::from_secs(5));
         std::thread::sleep(Duration::from_millis(20));
         hb.touch().unwrap();
         assert!(hb.last_beat().unwrap() > first);
+        assert!(hb.has_beaten());
     }
 }

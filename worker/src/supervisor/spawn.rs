@@ -15,7 +15,8 @@ use super::workers::{EXIT_APP_LOAD_ERROR, EXIT_WORKER_BOOT_ERROR};
 use crate::python::{self, BootError};
 use crate::settings::Settings;
 use crate::signals::{self, SignalQueue};
-use crate::worker::{self, ServeConfig};
+use crate::worker::recycle::random_u64;
+use crate::worker::{self, Recycle, ServeConfig};
 
 /// What a worker takes from the master at fork.
 pub struct WorkerBoot {
@@ -84,7 +85,16 @@ fn run_worker(boot: WorkerBoot, queue: SignalQueue) -> i32 {
         io_timeout: seconds(settings.timeout),
         master: boot.master,
     };
-    worker::serve(&boot.listeners, &mut pulse, &config, &mut app);
+    let mut recycle = Recycle::new(
+        settings.max_requests,
+        settings.max_requests_jitter,
+        settings.max_worker_memory,
+        random_u64(),
+    );
+    if let Some(max) = recycle.max_requests() {
+        debug!("this worker retires after {max} requests");
+    }
+    worker::serve(&boot.listeners, &mut pulse, &config, &mut recycle, &mut app);
     info!("Worker exiting (pid: {})", getpid());
     drop(app);
     python::finalize();

@@ -20,6 +20,9 @@ pub const EXIT_APP_LOAD_ERROR: i32 = 4;
 pub enum WorkerState {
     /// Serving; counts towards the target.
     Running,
+    /// Superseded by a HUP: keeps serving until its replacements have
+    /// booted, then retires. Does not count towards the target.
+    Outgoing,
     /// Sent SIGTERM because there are too many workers (TTOU, HUP); it
     /// finishes its request and exits. Does not count towards the target.
     Retiring,
@@ -35,6 +38,8 @@ pub struct WorkerRecord<H> {
     pub age: u64,
     pub spawned_at: Instant,
     pub state: WorkerState,
+    /// Has beaten at least once: the app is loaded and it serves.
+    pub booted: bool,
     /// The worker's heartbeat (a file in the real arbiter, `()` in tests).
     pub heartbeat: H,
 }
@@ -70,6 +75,7 @@ impl<H> WorkerSet<H> {
             age: self.next_age,
             spawned_at: now,
             state: WorkerState::Running,
+            booted: false,
             heartbeat,
         });
         self.next_age += 1;
@@ -86,6 +92,10 @@ impl<H> WorkerSet<H> {
 
     pub fn iter(&self) -> impl Iterator<Item = &WorkerRecord<H>> {
         self.workers.iter()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut WorkerRecord<H>> {
+        self.workers.iter_mut()
     }
 
     pub fn pids(&self) -> Vec<Pid> {
@@ -105,8 +115,56 @@ impl<H> WorkerSet<H> {
     pub fn active(&self) -> usize {
         self.workers
             .iter()
-            .filter(|w| w.state != WorkerState::Retiring)
+            .filter(|w| !matches!(w.state, WorkerState::Retiring | WorkerState::Outgoing))
             .count()
+    }
+
+    /// HUP: every running worker becomes outgoing (it keeps serving until
+    /// its replacements have booted). Returns how many.
+    pub fn supersede_running(&mut self) -> usize {
+        let mut n = 0;
+        for w in &mut self.workers {
+            if w.state == WorkerState::Running {
+                w.state = WorkerState::Outgoing;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Outgoing workers to retire now: all of them once `target` running
+    /// workers have booted, none before.
+    pub fn outgoing_to_retire(&self, target: usize) -> Vec<Pid> {
+        let booted = self
+            .workers
+            .iter()
+            .filter(|w| w.state == WorkerState::Running && w.booted)
+            .count();
+        if booted < target {
+            return Vec::new();
+        }
+        self.with_state(WorkerState::Outgoing)
+    }
+
+    /// A HUP's new workers failed to load the app: the outgoing workers
+    /// go back to serving. Returns how many.
+    pub fn restore_outgoing(&mut self) -> usize {
+        let mut n = 0;
+        for w in &mut self.workers {
+            if w.state == WorkerState::Outgoing {
+                w.state = WorkerState::Running;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    pub fn with_state(&self, state: WorkerState) -> Vec<Pid> {
+        self.workers
+            .iter()
+            .filter(|w| w.state == state)
+            .map(|w| w.pid)
+            .collect()
     }
 
     /// Spawns missing workers, or retires the oldest extra ones.
@@ -202,7 +260,7 @@ pub fn timeout_signal(
         return None;
     }
     Some(match state {
-        WorkerState::Running | WorkerState::Retiring => Signal::SIGABRT,
+        WorkerState::Running | WorkerState::Outgoing | WorkerState::Retiring => Signal::SIGABRT,
         WorkerState::Aborted => Signal::SIGKILL,
     })
 }
@@ -326,6 +384,47 @@ mod tests {
         );
         // TTOU with one old worker still finishing: retire the oldest running.
         assert_eq!(s.plan(1).retire, vec![pid(201)]);
+    }
+
+    #[test]
+    fn hup_retires_old_workers_only_once_the_new_ones_have_booted() {
+        let mut s = set(2);
+        s.iter_mut().for_each(|w| w.booted = true);
+        assert_eq!(s.supersede_running(), 2);
+        // The old ones do not count: two new ones are due, none retired yet.
+        assert_eq!(
+            s.plan(2),
+            Plan {
+                spawn: 2,
+                retire: vec![]
+            }
+        );
+        s.add(pid(201), (), Instant::now());
+        s.add(pid(202), (), Instant::now());
+        assert!(s.outgoing_to_retire(2).is_empty(), "new ones still booting");
+        s.get_mut(pid(201)).unwrap().booted = true;
+        assert!(s.outgoing_to_retire(2).is_empty(), "one still booting");
+        s.get_mut(pid(202)).unwrap().booted = true;
+        let mut old = s.outgoing_to_retire(2);
+        old.sort();
+        assert_eq!(old, vec![pid(101), pid(102)]);
+    }
+
+    #[test]
+    fn a_failed_reload_gives_the_old_workers_back() {
+        let mut s = set(2);
+        s.supersede_running();
+        s.add(pid(201), (), Instant::now());
+        s.remove(pid(201));
+        assert_eq!(s.restore_outgoing(), 2);
+        assert_eq!(
+            s.plan(2),
+            Plan {
+                spawn: 0,
+                retire: vec![]
+            }
+        );
+        assert_eq!(s.with_state(WorkerState::Running).len(), 2);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{getppid, Pid};
 
 use super::connection::{kind_name, ConnError, Connection, Direct, Polled};
+use super::recycle::{current_rss, Recycle};
 use crate::logging;
 use crate::signals;
 use crate::supervisor::heartbeat::{Pulse, BEAT_INTERVAL};
@@ -54,11 +55,15 @@ struct Idle {
     deadline: Instant,
 }
 
-/// Serves until a graceful stop (SIGTERM) or the master's death.
+/// Most connections a stopping worker takes from the listen queue.
+const MAX_DRAIN: usize = 1024;
+
+/// Serves until a graceful stop (SIGTERM), recycling or the master's death.
 pub fn serve<H: Handler>(
     listeners: &[Listener],
     pulse: &mut Pulse,
     config: &ServeConfig,
+    recycle: &mut Recycle,
     handler: &mut H,
 ) {
     let mut idle: Vec<Idle> = Vec::new();
@@ -68,6 +73,10 @@ pub fn serve<H: Handler>(
         let now = Instant::now();
         pulse.beat(now);
         if signals::stop_requested() {
+            break;
+        }
+        if let Some(why) = recycle.due() {
+            info!("Autorestarting worker after current request: {why}");
             break;
         }
         if now.duration_since(last_check) >= BEAT_INTERVAL {
@@ -119,7 +128,7 @@ pub fn serve<H: Handler>(
             }
         }
         for conn in serving {
-            if let Some(back) = serve_connection(conn, handler, config) {
+            if let Some(back) = serve_connection(conn, handler, config, recycle) {
                 park(&mut idle, back, config.keep_alive);
             }
         }
@@ -131,7 +140,7 @@ pub fn serve<H: Handler>(
                     let wait = config
                         .keep_alive
                         .max(config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT));
-                    if let Some(back) = serve_connection(conn, handler, config) {
+                    if let Some(back) = serve_connection(conn, handler, config, recycle) {
                         park(&mut idle, back, wait);
                     }
                 }
@@ -149,23 +158,73 @@ pub fn serve<H: Handler>(
             }
         }
     }
-    finish_idle(idle, handler, config);
+    finish_idle(idle, handler, config, recycle);
+    // Recycling leaves the queue to the other workers; a stop serves it.
+    if signals::stop_requested() {
+        drain_listeners(listeners, handler, config, recycle);
+    }
+}
+
+/// The last request of each connection: no keep-alive.
+fn last_round(config: &ServeConfig) -> ServeConfig {
+    ServeConfig {
+        keep_alive: Duration::ZERO,
+        ..config.clone()
+    }
 }
 
 /// On the way out: serves requests that already arrived on idle
 /// connections (nginx may have sent one just before the stop), then closes
 /// them all.
-fn finish_idle<H: Handler>(idle: Vec<Idle>, handler: &mut H, config: &ServeConfig) {
+fn finish_idle<H: Handler>(
+    idle: Vec<Idle>,
+    handler: &mut H,
+    config: &ServeConfig,
+    recycle: &mut Recycle,
+) {
     debug!("closing {} idle connections", idle.len());
-    let last = ServeConfig {
-        keep_alive: Duration::ZERO,
-        ..config.clone()
-    };
+    let last = last_round(config);
     for Idle { conn, .. } in idle {
         let mut fds = [PollFd::new(conn.fd(), PollFlags::POLLIN)];
         if matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..)) {
-            serve_connection(conn, handler, &last);
+            serve_connection(conn, handler, &last, recycle);
         }
+    }
+}
+
+/// On the way out: serves the connections nginx already made that wait in
+/// the listen queue. When the master stops, nobody else would accept them
+/// and nginx would see them reset; on a reload or recycling, this only
+/// shares the queue with the other workers.
+fn drain_listeners<H: Handler>(
+    listeners: &[Listener],
+    handler: &mut H,
+    config: &ServeConfig,
+    recycle: &mut Recycle,
+) {
+    let last = last_round(config);
+    let mut drained = 0;
+    for listener in listeners {
+        while drained < MAX_DRAIN {
+            let Ok(fd) = listener.accept() else { break };
+            drained += 1;
+            let deadline = Instant::now() + config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT);
+            let mut conn = Some(Connection::new(fd, config.io_timeout));
+            // Connected but the request not written yet: wait for it.
+            while let Some(c) = conn.take() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let mut fds = [PollFd::new(c.fd(), PollFlags::POLLIN)];
+                let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+                match poll(&mut fds, timeout) {
+                    Ok(1..) => conn = serve_connection(c, handler, &last, recycle),
+                    Err(Errno::EINTR) => conn = Some(c),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if drained > 0 {
+        debug!("served {drained} queued connections before exiting");
     }
 }
 
@@ -191,6 +250,7 @@ fn serve_connection<H: Handler>(
     mut conn: Connection,
     handler: &mut H,
     config: &ServeConfig,
+    recycle: &mut Recycle,
 ) -> Option<Connection> {
     loop {
         let head = match conn.poll_frame() {
@@ -221,7 +281,10 @@ fn serve_connection<H: Handler>(
             return refuse(conn, ErrorKind::VersionMismatch, why);
         }
         conn.begin_body();
-        conn = handler.handle(conn, head)?;
+        let back = handler.handle(conn, head);
+        recycle.count_request();
+        recycle.check_rss(current_rss);
+        conn = back?;
         match conn.drain_body(&Direct) {
             Ok(()) => {}
             Err(e) if e.is_peer_gone() => return None,
@@ -311,6 +374,10 @@ mod tests {
         }
     }
 
+    fn no_recycle() -> Recycle {
+        Recycle::new(0, 0, 0, 0)
+    }
+
     fn received(peer: &mut std::os::unix::net::UnixStream) -> Vec<Kind> {
         let mut bytes = Vec::new();
         peer.read_to_end(&mut bytes).unwrap();
@@ -325,7 +392,7 @@ mod tests {
         bytes.extend(request("GET", 1, b""));
         peer.write_all(&bytes).unwrap();
         let mut echo = Echo { seen: vec![] };
-        let back = serve_connection(conn, &mut echo, &config());
+        let back = serve_connection(conn, &mut echo, &config(), &mut no_recycle());
         assert!(back.is_some(), "kept alive");
         drop(back);
         assert_eq!(echo.seen, vec!["POST", "GET"]);
@@ -353,7 +420,7 @@ mod tests {
         let (conn, mut peer) = test_pair();
         peer.write_all(&request("GET", 2, b"")).unwrap();
         let mut echo = Echo { seen: vec![] };
-        assert!(serve_connection(conn, &mut echo, &config()).is_none());
+        assert!(serve_connection(conn, &mut echo, &config(), &mut no_recycle()).is_none());
         assert!(echo.seen.is_empty());
         match &received(&mut peer)[..] {
             [Kind::Error(e)] => {
@@ -371,7 +438,13 @@ mod tests {
             kind: Some(Kind::RequestBody(Bytes::from_static(b"x"))),
         }))
         .unwrap();
-        assert!(serve_connection(conn, &mut Echo { seen: vec![] }, &config()).is_none());
+        assert!(serve_connection(
+            conn,
+            &mut Echo { seen: vec![] },
+            &config(),
+            &mut no_recycle()
+        )
+        .is_none());
         match &received(&mut peer)[..] {
             [Kind::Error(e)] => {
                 assert_eq!(e.kind, pb::error::Kind::MalformedFrame as i32);
@@ -388,7 +461,13 @@ mod tests {
     fn garbage_closes_only_that_connection() {
         let (conn, mut peer) = test_pair();
         peer.write_all(&[0, 0, 0, 3, 0x0f, 0xff, 0xff]).unwrap();
-        assert!(serve_connection(conn, &mut Echo { seen: vec![] }, &config()).is_none());
+        assert!(serve_connection(
+            conn,
+            &mut Echo { seen: vec![] },
+            &config(),
+            &mut no_recycle()
+        )
+        .is_none());
         assert!(matches!(&received(&mut peer)[..], [Kind::Error(_)]));
     }
 
@@ -409,7 +488,7 @@ mod tests {
             },
         ];
         let mut echo = Echo { seen: vec![] };
-        finish_idle(idle, &mut echo, &config());
+        finish_idle(idle, &mut echo, &config(), &mut no_recycle());
         assert_eq!(echo.seen, vec!["GET"]);
         let kinds = received(&mut peer);
         assert!(
@@ -424,6 +503,8 @@ mod tests {
         peer.write_all(&request("GET", 1, b"")).unwrap();
         let mut cfg = config();
         cfg.keep_alive = Duration::ZERO;
-        assert!(serve_connection(conn, &mut Echo { seen: vec![] }, &cfg).is_none());
+        assert!(
+            serve_connection(conn, &mut Echo { seen: vec![] }, &cfg, &mut no_recycle()).is_none()
+        );
     }
 }
