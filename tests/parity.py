@@ -56,7 +56,7 @@ def start_parity(start, workdir, name, locations, upstreams="", http_extra="", f
 
     `locations`/`upstreams` are format strings; they see `{shared}` (the
     module's shared dir), `{w}` (its socket dir) and `{port_NAME}` for every
-    port asked for in `ferrocorns` values as ("port", NAME).
+    port asked for in `ferrocorns` values as ("port", NAME, "FORMAT %d").
     """
     shared = module_dir(workdir, name)
     sockdir = module_dir(workdir, name + "-s")

@@ -87,15 +87,16 @@ def events(environ, start_response, q):
 
 
 def upload(environ, start_response, q):
-    """Reads the body piece by piece; after the first piece it drops a
-    marker the client waits for before it sends the rest."""
+    """Reads the body line by line (read(n) would wait for n bytes); after
+    the first line it drops a marker the client waits for before it sends
+    the rest."""
     marker = os.path.join(environ["PARITY_DIR"], "first-bytes-" + q["id"])
     stream = environ["wsgi.input"]
     total = 0
     pieces = 0
     digest = 0
     while True:
-        piece = stream.read(4096) if "CONTENT_LENGTH" in environ else stream.readline(4096)
+        piece = stream.readline(65536)
         if not piece:
             break
         if pieces == 0:
