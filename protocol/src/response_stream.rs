@@ -89,6 +89,9 @@ enum State {
     Control { frame: Vec<u8>, len: usize },
     /// After `response_end`.
     Done,
+    /// After an error or an `error` frame: the stream is over, and every
+    /// later call repeats why.
+    Failed(FrameError),
 }
 
 /// Incremental parser of `response_body* (response_end | error)`.
@@ -121,9 +124,29 @@ impl BodyParser {
     /// Parses from `input[pos..]`. Returns the new position and what was
     /// found. Call again from the returned position until `NeedMore`,
     /// `End` or an error. Data after `End` is the caller's to reject.
-    pub fn step(&mut self, input: &[u8], mut pos: usize) -> Result<(usize, BodyStep), FrameError> {
+    ///
+    /// After an `Err` or a `WorkerError` the parser is fused: every later
+    /// call returns an error and consumes nothing.
+    pub fn step(&mut self, input: &[u8], pos: usize) -> Result<(usize, BodyStep), FrameError> {
+        if let State::Failed(e) = &self.state {
+            return Err(e.clone());
+        }
+        let result = self.advance(input, pos);
+        match &result {
+            Err(e) => self.state = State::Failed(e.clone()),
+            Ok((_, BodyStep::WorkerError(_))) => {
+                self.state =
+                    State::Failed(FrameError::Malformed("bytes after an error frame".into()))
+            }
+            Ok(_) => {}
+        }
+        result
+    }
+
+    fn advance(&mut self, input: &[u8], mut pos: usize) -> Result<(usize, BodyStep), FrameError> {
         loop {
             match &mut self.state {
+                State::Failed(e) => return Err(e.clone()),
                 State::Done => return Ok((pos, BodyStep::End)),
                 State::Data { remaining } => {
                     if pos == input.len() {
@@ -174,12 +197,24 @@ impl BodyParser {
     /// Decides, from the prefix bytes collected so far, which state follows;
     /// `Ok(None)` while more prefix bytes are needed.
     fn prefix_complete(p: &[u8]) -> Result<Option<State>, FrameError> {
-        if p.len() <= FRAME_HEADER_LEN {
+        if p.len() < FRAME_HEADER_LEN {
             return Ok(None);
         }
         let len = u32::from_be_bytes(p[..4].try_into().expect("4 bytes")) as usize;
+        // A bad length is refused as soon as it is whole, like frame::check.
         check_len(len)?;
+        if p.len() == FRAME_HEADER_LEN {
+            return Ok(None);
+        }
         let key = p[4];
+        if len == 1 {
+            // The frame is this key alone, which no message is: let prost
+            // say why (never read a byte of the next frame).
+            let e = pb::Frame::decode(&[key][..])
+                .err()
+                .map_or_else(|| "one-byte frame".to_string(), |e| e.to_string());
+            return Err(FrameError::Malformed(e));
+        }
         if key != BodyKind::Response.key() {
             if len > MAX_CONTROL_FRAME {
                 return Err(FrameError::Malformed(format!(
@@ -188,12 +223,7 @@ impl BodyParser {
             }
             let mut frame = Vec::with_capacity(len);
             frame.push(key);
-            return Ok(Some(if len == 1 {
-                // A lone key byte cannot be a complete message; let decode say so.
-                State::Control { frame, len: 2 }
-            } else {
-                State::Control { frame, len }
-            }));
+            return Ok(Some(State::Control { frame, len }));
         }
         // Body frame: varint follows the key.
         let varint = &p[5..];
@@ -201,6 +231,13 @@ impl BodyParser {
             return Ok(None);
         };
         if last & 0x80 != 0 {
+            if 1 + varint.len() >= len {
+                // The size would run past the frame: refuse now rather than
+                // read the next frame's bytes as more varint.
+                return Err(FrameError::Malformed(format!(
+                    "body frame of {len} bytes ends inside its size varint"
+                )));
+            }
             if p.len() == MAX_PREFIX_LEN {
                 return Err(FrameError::Malformed("body size varint too long".into()));
             }
@@ -344,6 +381,13 @@ mod tests {
         ));
         // Zero length.
         assert_eq!(run(&[0, 0, 0, 0, 0x2a], 1), Err(FrameError::Empty));
+        // Both refused from the four length bytes alone (found by fuzzing:
+        // the parser used to wait for a fifth byte that prost never needs).
+        assert_eq!(run(&[0, 0, 0, 0], 1), Err(FrameError::Empty));
+        assert!(matches!(
+            run(&[0x00, 0x96, 0x2a, 0x00], 4),
+            Err(FrameError::TooLarge(9841152))
+        ));
         // Body frame whose declared data size disagrees with the length.
         assert!(matches!(
             run(&[0, 0, 0, 9, 0x2a, 3, b'a', b'b', b'c'], 2),
@@ -352,6 +396,12 @@ mod tests {
         // A second response_head mid-body.
         let head = enc(Kind::ResponseHead(ResponseHead::default()));
         assert!(matches!(run(&head, 1), Err(FrameError::Malformed(_))));
+        // A size varint that runs past its frame is refused at once (found
+        // by fuzzing: the parser waited for a byte of the next frame).
+        assert!(matches!(
+            run(&[0, 0, 0, 2, 0x2a, 0x80], 1),
+            Err(FrameError::Malformed(_))
+        ));
         // Over-long varint.
         assert!(matches!(
             run(&[0, 0, 0, 9, 0x2a, 0x80, 0x80, 0x80, 0x80], 1),
@@ -362,6 +412,57 @@ mod tests {
             run(&[0, 2, 0, 0, 0x32], 1),
             Err(FrameError::Malformed(_))
         ));
+    }
+
+    /// Found by fuzzing: a one-byte control frame (a lone key) was read as
+    /// two bytes, taking the next frame's first byte, so `[0,0,0,1,0x32]`
+    /// followed by a 0 byte passed for a `response_end` that prost refuses.
+    #[test]
+    fn one_byte_control_frame_is_malformed() {
+        for key in [0x32u8, 0x3a, 0x2a, 0x0a, 0x0b, 0x0c] {
+            let stream = [0, 0, 0, 1, key, 0x00, 0, 0, 0, 2, 0x32, 0x00];
+            assert!(
+                frame::decode(&mut bytes::BytesMut::from(&stream[..])).is_err(),
+                "prost refuses key {key:#x} alone"
+            );
+            for split in [1, 5, stream.len()] {
+                assert!(
+                    matches!(run(&stream, split), Err(FrameError::Malformed(_))),
+                    "key {key:#x} split {split}"
+                );
+            }
+        }
+    }
+
+    /// Found by fuzzing: stepping a parser again after it returned an
+    /// error indexed past its prefix buffer (a panic, so an abort in nginx).
+    /// Now every later call repeats the error and consumes nothing.
+    #[test]
+    fn a_failed_parser_stays_failed() {
+        let long_varint = [0u8, 0, 0, 9, 0x2a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80];
+        let mut p = BodyParser::new();
+        let mut pos = 0;
+        let err = loop {
+            match p.step(&long_varint[..pos + 1], pos) {
+                Ok((next, BodyStep::NeedMore)) => pos = next,
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => break e,
+            }
+        };
+        for _ in 0..4 {
+            assert_eq!(p.step(&long_varint, pos), Err(err.clone()));
+        }
+        // After an error frame, too.
+        let mut stream = enc(Kind::Error(pb::Error::default()));
+        stream.extend(body_stream(&[b"x"]));
+        let mut p = BodyParser::new();
+        let (pos, step) = p.step(&stream, 0).unwrap();
+        assert!(matches!(step, BodyStep::WorkerError(_)));
+        assert!(matches!(
+            p.step(&stream, pos),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(!p.is_done());
     }
 
     #[test]
