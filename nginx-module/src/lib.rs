@@ -13,32 +13,32 @@
 //!
 //! # Directives
 //!
-//! | directive | contexts | default |
-//! |---|---|---|
-//! | `ferrocorn_pass unix:/path \| host:port \| upstream;` | location, if in location | — |
-//! | `ferrocorn_param NAME VALUE [if_not_empty];` | http, server, location | none; a level without any inherits its parent's |
-//! | `ferrocorn_connect_timeout`, `_send_timeout`, `_read_timeout` | http, server, location | 60s |
-//! | `ferrocorn_buffering on\|off;` | http, server, location | on |
-//! | `ferrocorn_buffer_size SIZE;` | http, server, location | one page (4k) |
-//! | `ferrocorn_buffers N SIZE;` | http, server, location | 8 × one page |
-//! | `ferrocorn_busy_buffers_size`, `_temp_file_write_size` | http, server, location | 2 × the larger buffer |
-//! | `ferrocorn_max_temp_file_size SIZE;` | http, server, location | 1024m |
-//! | `ferrocorn_next_upstream ...;` | http, server, location | error timeout |
-//!
-//! Defaults and semantics are those of the `uwsgi_*` twins. Responses are
-//! spooled to `<prefix>/ferrocorn_temp` when the buffers are full.
+//! Every `uwsgi_*` directive that applies has a `ferrocorn_*` twin with the
+//! same syntax, contexts and defaults (`ferrocorn_pass`, `_param`, the
+//! timeouts, `_bind`, `_socket_keepalive`, the buffer sizes, `_buffering`,
+//! `_request_buffering`, `_pass_request_headers/_body`, `_intercept_errors`,
+//! `_hide_header`, `_pass_header`, `_ignore_headers`, `_ignore_client_abort`,
+//! `_force_ranges`, `_limit_rate`, `_next_upstream*`, `_temp_path`,
+//! `_store*`, `_cache*` and `_cache_path`); the table with defaults is in the
+//! README. Left out: `uwsgi_modifier1/2` and `uwsgi_string` (uwsgi packet
+//! fields) and `uwsgi_ssl_*` (the supervisor speaks no TLS).
 //!
 //! # Layout
 //!
-//! - `lib.rs`: the module, its directive table and context (this file).
-//! - [`config`]: the location conf embedding `ngx_http_upstream_conf_t`;
-//!   create (all unset) and merge (every default, in one place).
-//! - [`directives`]: `ferrocorn_pass` and `ferrocorn_param`, the only
-//!   directives with code of their own.
+//! - `lib.rs`: the module record and its context (this file).
+//! - [`commands`]: the directive table, in uwsgi's order, with its bitmasks.
+//! - [`config`]: the location conf embedding `ngx_http_upstream_conf_t`
+//!   and the main conf holding the cache zones; create (all unset) and merge
+//!   (every default, in one place).
+//! - [`directives`]: `ferrocorn_pass`, `_param`, `_store`, `_cache` and
+//!   `_cache_key`, the only directives with code of their own.
 //! - [`handler`]: the content handler that starts the upstream.
 //! - [`request`]: `create_request`, the request_head frame plus the client
 //!   body framed without copying.
-//! - [`upstream`]: `process_header` and the other upstream callbacks.
+//! - [`body_output`]: the output filter that frames a streamed client body
+//!   (`ferrocorn_request_buffering off`).
+//! - [`upstream`]: `process_header`, `create_key` and the other upstream
+//!   callbacks.
 //! - [`filter`]: the buffered (event pipe) and non-buffered body filters.
 //! - Pure Rust, unit-tested without nginx: [`head`] (judging the response
 //!   head), [`stream`] (walking the response body stream), [`body_frames`]
