@@ -102,7 +102,15 @@ class Machine:
         self.guide = guide
         self.http_port = free_port()
         self.tcp_port = free_port()
-        for sub in ("srv/app/myproject", "srv/app/static", "run/ferrocorn", "run/uwsgi", "log/ferrocorn", "etc"):
+        for sub in (
+            "srv/app/myproject",
+            "srv/app/static",
+            "run/ferrocorn",
+            "run/uwsgi",
+            "log/ferrocorn",
+            "log/nginx",
+            "etc",
+        ):
             (root / sub).mkdir(parents=True, exist_ok=True)
         for path in [root, *root.rglob("*")]:
             if path.is_dir():
