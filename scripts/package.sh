@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Builds a Debian package of Ferrocorn with dpkg-deb from a staged tree:
+#
+#   /usr/bin/ferrocorn                                   the supervisor (dist/bin/ferrocorn)
+#   /usr/lib/nginx/modules/ngx_http_ferrocorn_module.so  the module built for Debian's nginx (dist-system/)
+#   /usr/share/nginx/modules-available/mod-http-ferrocorn.conf
+#                                                        its load_module snippet, linked from
+#                                                        /etc/nginx/modules-enabled/ by postinst as
+#                                                        Debian's libnginx-mod-* packages do
+#   /lib/systemd/system/ferrocorn@.service               one instance per app: ferrocorn@NAME
+#   /etc/ferrocorn/example.env                           an instance's settings (copy to NAME.env)
+#   /usr/share/doc/ferrocorn/examples/nginx-site.conf    a sample site
+#   a `ferrocorn` system user (postinst)
+#
+# The package depends on the nginx ABI the module was built for
+# (nginx-abi-X.Y.Z-N, which Debian's nginx package provides), so apt refuses
+# a mismatched nginx instead of nginx failing at start.
+#
+# Without dist-system/modules/ngx_http_ferrocorn_module.so (made by
+# scripts/build-system-nginx.sh), the package carries the supervisor only
+# and says so; FERROCORN_BUILD_MODULE=1 builds the module first.
+#
+# Output: target/deb/ferrocorn_VERSION_ARCH.deb (path printed last).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+ensure_apt dpkg-dev
+[ -x "$DIST/bin/ferrocorn" ] || "$ROOT/scripts/build.sh"
+MODULE="$ROOT/dist-system/modules/ngx_http_ferrocorn_module.so"
+if [ ! -f "$MODULE" ] && [ "${FERROCORN_BUILD_MODULE:-0}" = 1 ]; then
+    "$ROOT/scripts/build-system-nginx.sh"
+fi
+
+VERSION=$("$DIST/bin/ferrocorn" --version | awk '{print $2}')
+ARCH=$(dpkg --print-architecture)
+STAGE="$ROOT/target/deb/stage"
+OUT="$ROOT/target/deb/ferrocorn_${VERSION}_${ARCH}.deb"
+rm -rf "$STAGE"
+mkdir -p "$STAGE/DEBIAN"
+
+install -D -m 755 "$DIST/bin/ferrocorn" "$STAGE/usr/bin/ferrocorn"
+strip --strip-unneeded "$STAGE/usr/bin/ferrocorn" 2>/dev/null || true
+
+depends="libc6, libpython3.11 (>= 3.11.2), adduser"
+if [ -f "$MODULE" ]; then
+    install -D -m 644 "$MODULE" "$STAGE/usr/lib/nginx/modules/ngx_http_ferrocorn_module.so"
+    install -d "$STAGE/usr/share/nginx/modules-available"
+    echo "load_module modules/ngx_http_ferrocorn_module.so;" \
+        > "$STAGE/usr/share/nginx/modules-available/mod-http-ferrocorn.conf"
+    # Debian's nginx provides nginx-abi-<upstream version>-<abi revision>; the
+    # module is only good for the one it was built against.
+    abi=$(apt-cache show nginx 2>/dev/null | sed -n 's/^Provides:.*\(nginx-abi-[0-9.]*-[0-9]*\).*/\1/p' | head -n1)
+    [ -n "$abi" ] || die "cannot tell Debian's nginx ABI (apt-cache show nginx: no nginx-abi-* in Provides)"
+    depends="$depends, $abi"
+    with_module=1
+else
+    log "no $MODULE: packaging the supervisor only (run scripts/build-system-nginx.sh for the module)"
+    with_module=0
+fi
+
+install -D -m 644 /dev/stdin "$STAGE/lib/systemd/system/ferrocorn@.service" <<'EOF'
+[Unit]
+Description=Ferrocorn WSGI server for %i
+Documentation=file:///usr/share/doc/ferrocorn/README.md
+After=network.target
+Before=nginx.service
+
+[Service]
+Type=simple
+User=ferrocorn
+Group=www-data
+# /run/ferrocorn: 0750 ferrocorn:www-data, so nginx's workers reach the socket and nobody else does.
+RuntimeDirectory=ferrocorn
+RuntimeDirectoryMode=0750
+RuntimeDirectoryPreserve=yes
+# Settings of this instance: APP (MODULE:APP, required) and FERROCORN_ARGS (any other options).
+EnvironmentFile=/etc/ferrocorn/%i.env
+ExecStart=/usr/bin/ferrocorn --bind unix:/run/ferrocorn/%i.sock $FERROCORN_ARGS $APP
+ExecReload=/bin/kill -HUP $MAINPID
+KillSignal=SIGTERM
+TimeoutStopSec=40
+Restart=on-failure
+# Exit codes 3 (a worker failed to boot) and 4 (the app failed to load) need a fix, not a restart loop.
+RestartPreventExitStatus=3 4
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
+install -D -m 644 /dev/stdin "$STAGE/etc/ferrocorn/example.env" <<'EOF'
+# Settings of the ferrocorn@NAME service: copy this file to /etc/ferrocorn/NAME.env,
+# then `systemctl enable --now ferrocorn@NAME`. The socket is /run/ferrocorn/NAME.sock.
+APP=myproject.wsgi:application
+FERROCORN_ARGS=--chdir /srv/myproject --virtualenv /srv/myproject/venv --workers 4 --timeout 30
+EOF
+
+install -D -m 644 /dev/stdin "$STAGE/usr/share/doc/ferrocorn/examples/nginx-site.conf" <<'EOF'
+# /etc/nginx/sites-available/myproject: the app of ferrocorn@myproject.
+server {
+    listen 80;
+    server_name example.com;
+
+    location /static/ {
+        alias /srv/myproject/static/;
+    }
+
+    location / {
+        ferrocorn_pass unix:/run/ferrocorn/myproject.sock;
+    }
+}
+EOF
+install -m 644 "$ROOT/README.md" "$STAGE/usr/share/doc/ferrocorn/README.md"
+if [ -d "$ROOT/docs" ]; then
+    install -d "$STAGE/usr/share/doc/ferrocorn/guides"
+    install -m 644 "$ROOT"/docs/*.md "$STAGE/usr/share/doc/ferrocorn/guides/"
+fi
+
+cat > "$STAGE/DEBIAN/conffiles" <<'EOF'
+/etc/ferrocorn/example.env
+EOF
+
+cat > "$STAGE/DEBIAN/postinst" <<EOF
+#!/bin/sh
+set -e
+if [ "\$1" = configure ]; then
+    if ! getent passwd ferrocorn >/dev/null; then
+        adduser --system --group --no-create-home --home /nonexistent --quiet ferrocorn
+    fi
+    if [ $with_module = 1 ] && [ -d /etc/nginx/modules-enabled ] \\
+        && [ ! -e /etc/nginx/modules-enabled/50-mod-http-ferrocorn.conf ]; then
+        ln -s /usr/share/nginx/modules-available/mod-http-ferrocorn.conf \\
+            /etc/nginx/modules-enabled/50-mod-http-ferrocorn.conf
+    fi
+    if [ -d /run/systemd/system ]; then
+        systemctl daemon-reload >/dev/null || true
+    fi
+fi
+exit 0
+EOF
+
+cat > "$STAGE/DEBIAN/postrm" <<'EOF'
+#!/bin/sh
+set -e
+case "$1" in
+    remove|purge)
+        rm -f /etc/nginx/modules-enabled/50-mod-http-ferrocorn.conf
+        if [ -d /run/systemd/system ]; then
+            systemctl daemon-reload >/dev/null || true
+        fi
+        ;;
+esac
+if [ "$1" = purge ]; then
+    rmdir /etc/ferrocorn 2>/dev/null || true
+    if getent passwd ferrocorn >/dev/null; then
+        deluser --quiet --system ferrocorn >/dev/null 2>&1 || true
+    fi
+fi
+exit 0
+EOF
+chmod 755 "$STAGE/DEBIAN/postinst" "$STAGE/DEBIAN/postrm"
+
+size=$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)
+cat > "$STAGE/DEBIAN/control" <<EOF
+Package: ferrocorn
+Version: $VERSION
+Architecture: $ARCH
+Maintainer: Ferrocorn maintainers <maintainers@example.invalid>
+Installed-Size: $size
+Depends: $depends
+Recommends: nginx
+Section: httpd
+Priority: optional
+Homepage: https://example.invalid/ferrocorn
+Description: WSGI application server behind nginx, written in Rust
+ Ferrocorn serves Python WSGI apps behind nginx: an nginx module talks a
+ compact binary protocol to a pre-fork supervisor whose workers embed
+ CPython 3.11. Gunicorn's command-line options; one systemd instance per
+ app (ferrocorn@NAME).
+EOF
+
+mkdir -p "$(dirname "$OUT")"
+dpkg-deb --root-owner-group --build "$STAGE" "$OUT" >/dev/null
+[ "$with_module" = 1 ] || log "note: built WITHOUT the nginx module"
+log "built $OUT"
+echo "$OUT"
