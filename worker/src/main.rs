@@ -27,8 +27,10 @@
 
 #[macro_use]
 mod logging;
+mod config_file;
 mod python;
 mod settings;
+mod settings_compat;
 mod signals;
 mod supervisor;
 mod worker;
@@ -39,8 +41,9 @@ use settings::Command;
 
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let virtual_env = std::env::var("VIRTUAL_ENV").ok();
-    match settings::parse(&args, virtual_env.as_deref()) {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let env = settings::Environment::from_vars(&vars);
+    match settings::parse_all(&args, env, &config_file::evaluate) {
         Ok(Command::Run(settings)) => ExitCode::from(supervisor::run(*settings)),
         Ok(Command::Help) => {
             print!("{}", settings::help());

@@ -10,7 +10,9 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::config_file::Entry;
 use crate::logging::Level;
+use crate::settings_compat as compat;
 
 /// The validated configuration of one `ferrocorn` run.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +48,25 @@ pub struct Settings {
     /// Resident memory (MiB) past which a worker is recycled after its
     /// current request; 0 never.
     pub max_worker_memory: u64,
+    /// `-c`: the config file read.
+    pub config: Option<PathBuf>,
+    /// `--check-config`: validate, print, exit.
+    pub check_config: bool,
+    /// `raw_env`: `KEY=VALUE` put in the environment of the workers.
+    pub raw_env: Vec<(String, String)>,
+    /// `--pid`: a file holding the master's pid while it runs.
+    pub pidfile: Option<PathBuf>,
+    /// `--umask`: the master's umask (files and sockets it creates).
+    pub umask: u32,
+    /// `--user`/`--group`: what workers switch to after fork.
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// `wsgi_app` from a config file, when no app is on the command line.
+    pub wsgi_app: Option<String>,
+    /// Settings accepted without effect, logged as warnings at start.
+    pub warnings: Vec<String>,
+    /// Every setting's values after all sources, for `--check-config`.
+    pub effective: Vec<(&'static str, Vec<String>)>,
 }
 
 /// A listening address given with `--bind`.
@@ -321,6 +342,127 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        name: "config",
+        flags: &["-c", "--config"],
+        meta: "FILE",
+        default: None,
+        repeatable: false,
+        doc: "A Gunicorn-style Python config file: top-level names are settings \
+              (`workers = 4`, `bind = [\"unix:/run/app.sock\"]`...), read by a \
+              python subprocess so the master never runs Python. \
+              `FERROCORN_CMD_ARGS` (or `GUNICORN_CMD_ARGS`) overrides it, the \
+              command line overrides both. Names starting with `_` are helpers; \
+              any other unknown name stops the start.",
+        apply: |s, v| {
+            s.config = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Setting {
+        name: "check_config",
+        flags: &["--check-config"],
+        meta: "",
+        default: Some("false"),
+        repeatable: false,
+        doc: "Validate the configuration, load the app once in a child process, \
+              print the effective settings and exit (0 when all is well, 4 when \
+              the app fails to load).",
+        apply: |s, v| {
+            s.check_config = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "wsgi_app",
+        flags: &["--wsgi-app"],
+        meta: "MODULE:APP",
+        default: None,
+        repeatable: false,
+        doc: "The application, for config files (`wsgi_app = \"pkg.wsgi:app\"`); \
+              the positional argument wins.",
+        apply: |s, v| {
+            s.wsgi_app = Some(v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "raw_env",
+        flags: &["-e", "--env"],
+        meta: "KEY=VALUE",
+        default: None,
+        repeatable: true,
+        doc: "Set an environment variable for the app (repeatable).",
+        apply: |s, v| {
+            let (k, val) = v
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or("expected KEY=VALUE")?;
+            s.raw_env.push((k.to_owned(), val.to_owned()));
+            Ok(())
+        },
+    },
+    Setting {
+        name: "pidfile",
+        flags: &["-p", "--pid"],
+        meta: "FILE",
+        default: None,
+        repeatable: false,
+        doc: "Write the master's pid to this file at start; it is removed at exit.",
+        apply: |s, v| {
+            s.pidfile = Some(PathBuf::from(v));
+            Ok(())
+        },
+    },
+    Setting {
+        name: "umask",
+        flags: &["-m", "--umask"],
+        meta: "INT",
+        default: Some("0"),
+        repeatable: false,
+        doc: "The master's file mode creation mask, as Gunicorn takes it: \
+              decimal, or octal as `0o22`/`022`.",
+        apply: |s, v| {
+            let v = v.trim();
+            let parsed = if let Some(oct) = v.strip_prefix("0o").or(v.strip_prefix("0O")) {
+                u32::from_str_radix(oct, 8)
+            } else if v.len() > 1 && v.starts_with('0') {
+                u32::from_str_radix(&v[1..], 8)
+            } else {
+                v.parse()
+            };
+            s.umask = parsed
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .ok_or("expected a mask from 0 to 0o777")?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "user",
+        flags: &["-u", "--user"],
+        meta: "USER",
+        default: None,
+        repeatable: false,
+        doc: "Workers switch to this user (name or uid) after fork; unix socket \
+              files are given to it. The master keeps its user.",
+        apply: |s, v| {
+            s.user = Some(v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "group",
+        flags: &["-g", "--group"],
+        meta: "GROUP",
+        default: None,
+        repeatable: false,
+        doc: "Workers switch to this group (name or gid) after fork.",
+        apply: |s, v| {
+            s.group = Some(v.to_owned());
+            Ok(())
+        },
+    },
 ];
 
 impl Settings {
@@ -342,82 +484,170 @@ impl Settings {
             max_requests: 0,
             max_requests_jitter: 0,
             max_worker_memory: 0,
+            config: None,
+            check_config: false,
+            raw_env: Vec::new(),
+            pidfile: None,
+            umask: 0,
+            user: None,
+            group: None,
+            wsgi_app: None,
+            warnings: Vec::new(),
+            effective: Vec::new(),
         }
     }
 }
 
-/// Parses the command line (without the program name). `virtual_env` is the
-/// `VIRTUAL_ENV` environment variable, the fallback of `--virtualenv`.
-pub fn parse(args: &[OsString], virtual_env: Option<&str>) -> Result<Command, SettingsError> {
-    let mut given: Vec<(&Setting, String)> = Vec::new();
-    let mut positional: Vec<String> = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let arg = arg
-            .to_str()
-            .ok_or_else(|| SettingsError(format!("argument {arg:?} is not valid UTF-8")))?;
-        if arg == "-h" || arg == "--help" {
-            return Ok(Command::Help);
-        }
-        if arg == "-v" || arg == "--version" {
-            return Ok(Command::Version);
-        }
-        if arg == "--" {
-            positional.extend(iter.by_ref().map(|a| a.to_string_lossy().into_owned()));
-            break;
-        }
-        if !arg.starts_with('-') || arg == "-" {
-            positional.push(arg.to_owned());
-            continue;
-        }
-        let (flag, inline) = split_flag(arg);
-        let setting = find_flag(flag)
-            .ok_or_else(|| SettingsError(format!("unknown option '{flag}' (see --help)")))?;
-        let value = match inline {
-            Some(v) => v.to_owned(),
-            None => iter
-                .next()
-                .map(|v| v.to_string_lossy().into_owned())
-                .ok_or_else(|| {
-                    SettingsError(format!(
-                        "{} needs a value ({})",
-                        setting.long_flag(),
-                        setting.meta
-                    ))
-                })?,
+/// Where the process's own settings come from besides its arguments.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Environment<'a> {
+    /// `VIRTUAL_ENV`, the fallback of `--virtualenv`.
+    pub virtual_env: Option<&'a str>,
+    /// `FERROCORN_CMD_ARGS` or `GUNICORN_CMD_ARGS`: (variable, value).
+    pub cmd_args: Option<(&'a str, &'a str)>,
+}
+
+impl<'a> Environment<'a> {
+    /// Reads the variables from the process environment (`vars` holds them).
+    pub fn from_vars(vars: &'a [(String, String)]) -> Environment<'a> {
+        let get = |k: &str| {
+            vars.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.as_str())
         };
-        if !setting.repeatable && given.iter().any(|(s, _)| s.name == setting.name) {
-            return Err(SettingsError(format!(
-                "{} is given more than once",
-                setting.long_flag()
-            )));
+        let cmd_args = ["FERROCORN_CMD_ARGS", "GUNICORN_CMD_ARGS"]
+            .into_iter()
+            .find_map(|name| get(name).map(|v| (name, v)));
+        Environment {
+            virtual_env: get("VIRTUAL_ENV"),
+            cmd_args,
         }
-        given.push((setting, value));
+    }
+}
+
+/// Evaluates a config file with a python: the real one runs
+/// [`crate::config_file::evaluate`]; tests pass their own.
+pub type Evaluator<'e> = &'e dyn Fn(&Path, &Path, &[&str]) -> Result<Vec<Entry>, String>;
+
+/// Parses the command line (without the program name), with `VIRTUAL_ENV`
+/// only. See [`parse_all`].
+#[cfg(test)]
+pub fn parse(args: &[OsString], virtual_env: Option<&str>) -> Result<Command, SettingsError> {
+    let env = Environment {
+        virtual_env,
+        cmd_args: None,
+    };
+    parse_all(args, env, &crate::config_file::evaluate)
+}
+
+/// Values given for settings by one source.
+type Given = Vec<(&'static Setting, String)>;
+
+/// What one list of arguments says.
+#[derive(Default)]
+struct Scanned {
+    given: Given,
+    positional: Vec<String>,
+    help: bool,
+    version: bool,
+}
+
+/// Parses every source, Gunicorn's precedence from lowest to highest:
+/// defaults, the `-c` config file, `FERROCORN_CMD_ARGS`/`GUNICORN_CMD_ARGS`,
+/// the command line. A repeatable setting takes all its values from the
+/// highest source that gives it.
+pub fn parse_all(
+    args: &[OsString],
+    env: Environment<'_>,
+    evaluate: Evaluator<'_>,
+) -> Result<Command, SettingsError> {
+    let cli = scan(args.iter().map(|a| a.to_str()), "command line")?;
+    if cli.help {
+        return Ok(Command::Help);
+    }
+    if cli.version {
+        return Ok(Command::Version);
+    }
+    let from_env = match env.cmd_args {
+        Some((var, value)) => {
+            let words = split_words(value)
+                .map_err(|e| SettingsError(format!("{var} (environment): {e}")))?;
+            let scanned = scan(words.iter().map(|w| Some(w.as_str())), var)?;
+            if let Some(extra) = scanned.positional.first() {
+                return Err(SettingsError(format!(
+                    "{var} (environment): unexpected argument '{extra}': give the app on the command line"
+                )));
+            }
+            scanned.given
+        }
+        None => Vec::new(),
+    };
+    let mut warnings = Vec::new();
+    let config = [&cli.given, &from_env]
+        .into_iter()
+        .find_map(|g| g.iter().rev().find(|(s, _)| s.name == "config"))
+        .map(|(_, v)| PathBuf::from(v));
+    let from_file = match &config {
+        Some(file) => {
+            let venv = [&cli.given, &from_env]
+                .into_iter()
+                .find_map(|g| g.iter().find(|(s, _)| s.name == "virtualenv"))
+                .map(|(_, v)| v.as_str())
+                .or(env.virtual_env.filter(|v| !v.is_empty()));
+            let python = crate::config_file::python_for(venv.map(Path::new));
+            let repeatable: Vec<&str> = SETTINGS
+                .iter()
+                .filter(|s| s.repeatable)
+                .map(|s| s.name)
+                .collect();
+            let entries = evaluate(file, &python, &repeatable).map_err(SettingsError)?;
+            file_values(file, entries, &mut warnings)?
+        }
+        None => Vec::new(),
+    };
+    for (source, given) in [("command line", &cli.given), ("environment", &from_env)] {
+        for (setting, value) in given {
+            if let Some(why) = compat::refusal(setting.name, value) {
+                return Err(SettingsError(format!(
+                    "{} {value} ({source}) is not supported: {why}",
+                    setting.long_flag()
+                )));
+            }
+            if let Some(why) = compat::no_effect(setting.name) {
+                warnings.push(format!("{} has no effect: {why}", setting.long_flag()));
+            }
+        }
     }
 
     let mut settings = Settings::empty();
+    settings.warnings = warnings;
     for setting in SETTINGS {
-        let mut values = given
-            .iter()
-            .filter(|(s, _)| s.name == setting.name)
-            .peekable();
-        if values.peek().is_none() {
-            if let Some(default) = setting.default {
-                (setting.apply)(&mut settings, default)
-                    .unwrap_or_else(|e| panic!("default of {} is invalid: {e}", setting.name));
-            }
-        }
-        for (_, value) in values {
+        let of = |g: &Given| -> Vec<String> {
+            g.iter()
+                .filter(|(s, _)| s.name == setting.name)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        let values = [of(&cli.given), of(&from_env), of(&from_file)]
+            .into_iter()
+            .find(|v| !v.is_empty())
+            .unwrap_or_else(|| setting.default.map(String::from).into_iter().collect());
+        let from_default = values.len() == 1 && setting.default == Some(values[0].as_str());
+        for value in &values {
             (setting.apply)(&mut settings, value).map_err(|expected| {
+                if from_default {
+                    panic!("default of {} is invalid: {expected}", setting.name)
+                }
                 SettingsError(format!(
                     "invalid value '{value}' for {}: {expected}",
                     setting.long_flag()
                 ))
             })?;
         }
+        settings.effective.push((setting.name, values));
     }
     if settings.virtualenv.is_none() {
-        if let Some(venv) = virtual_env.filter(|v| !v.is_empty()) {
+        if let Some(venv) = env.virtual_env.filter(|v| !v.is_empty()) {
             settings.virtualenv = Some(virtualenv_dir(venv).map_err(|expected| {
                 SettingsError(format!(
                     "invalid value '{venv}' for VIRTUAL_ENV (environment): {expected}"
@@ -425,24 +655,193 @@ pub fn parse(args: &[OsString], virtual_env: Option<&str>) -> Result<Command, Se
             })?);
         }
     }
-    settings.app = match positional.as_slice() {
-        [] => {
-            return Err(SettingsError(
-                "missing the application: ferrocorn [OPTIONS] MODULE:APP (see --help)".into(),
-            ))
-        }
-        [app] => {
-            check_app(app)
-                .map_err(|e| SettingsError(format!("invalid application '{app}': {e}")))?;
-            app.clone()
-        }
+    settings.app = match cli.positional.as_slice() {
+        [] => match settings.wsgi_app.take() {
+            Some(app) => app,
+            None => {
+                return Err(SettingsError(
+                    "missing the application: ferrocorn [OPTIONS] MODULE:APP (see --help)".into(),
+                ))
+            }
+        },
+        [app] => app.clone(),
         [_, extra, ..] => {
             return Err(SettingsError(format!(
                 "unexpected argument '{extra}': only one MODULE:APP is accepted"
             )))
         }
     };
+    check_app(&settings.app)
+        .map_err(|e| SettingsError(format!("invalid application '{}': {e}", settings.app)))?;
     Ok(Command::Run(Box::new(settings)))
+}
+
+/// Scans one list of arguments (the command line, or the words of an
+/// environment variable named `source`).
+fn scan<'a>(
+    args: impl Iterator<Item = Option<&'a str>>,
+    source: &str,
+) -> Result<Scanned, SettingsError> {
+    let mut out = Scanned::default();
+    let mut args = args.peekable();
+    let utf8 = |a: Option<&'a str>| {
+        a.ok_or_else(|| SettingsError(format!("an argument of the {source} is not valid UTF-8")))
+    };
+    while let Some(arg) = args.next() {
+        let arg = utf8(arg)?;
+        if arg == "-h" || arg == "--help" {
+            out.help = true;
+            continue;
+        }
+        if arg == "-v" || arg == "--version" {
+            out.version = true;
+            continue;
+        }
+        if arg == "--" {
+            for rest in args.by_ref() {
+                out.positional.push(utf8(rest)?.to_owned());
+            }
+            break;
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            out.positional.push(arg.to_owned());
+            continue;
+        }
+        let (flag, inline) = split_flag(arg);
+        let setting = match find_flag(flag) {
+            Some(s) => s,
+            None => {
+                let place = match source {
+                    "command line" => String::new(),
+                    var => format!(" in {var}"),
+                };
+                return Err(SettingsError(match compat::refused_flag(flag) {
+                    Some((name, why)) => {
+                        format!("{flag} ({name}){place} is not supported: {why}")
+                    }
+                    None => format!("unknown option '{flag}' (see --help)"),
+                }));
+            }
+        };
+        let value = if setting.meta.is_empty() {
+            // A switch: `--preload`, or `--preload=false`.
+            inline.unwrap_or("true").to_owned()
+        } else {
+            match inline {
+                Some(v) => v.to_owned(),
+                None => utf8(args.next().ok_or_else(|| {
+                    SettingsError(format!(
+                        "{} needs a value ({})",
+                        setting.long_flag(),
+                        setting.meta
+                    ))
+                })?)?
+                .to_owned(),
+            }
+        };
+        if !setting.repeatable && out.given.iter().any(|(s, _)| s.name == setting.name) {
+            return Err(SettingsError(format!(
+                "{} is given more than once",
+                setting.long_flag()
+            )));
+        }
+        out.given.push((setting, value));
+    }
+    Ok(out)
+}
+
+/// Turns a config file's names into setting values: known settings are
+/// taken, inapplicable Gunicorn settings refused with the reason, settings
+/// without effect here noted, anything else refused by name.
+fn file_values(
+    file: &Path,
+    entries: Vec<Entry>,
+    warnings: &mut Vec<String>,
+) -> Result<Given, SettingsError> {
+    let at = |name: &str| format!("{name} in {}", file.display());
+    let mut given = Vec::new();
+    for entry in entries {
+        match entry {
+            Entry::Value { name, value } => {
+                if let Some(why) = compat::refusal(&name, &value) {
+                    return Err(SettingsError(format!(
+                        "{name} = {value:?} in {} is not supported: {why}",
+                        file.display()
+                    )));
+                }
+                if let Some(why) = compat::no_effect(&name) {
+                    warnings.push(format!("{} has no effect: {why}", at(&name)));
+                    if find_name(&name).is_none() {
+                        continue;
+                    }
+                }
+                match find_name(&name) {
+                    Some(setting) if setting.name != "config" => given.push((setting, value)),
+                    Some(_) => {}
+                    // A Gunicorn setting at a value that changes nothing.
+                    None if compat::is_known(&name) => {}
+                    None => {
+                        return Err(SettingsError(format!(
+                            "unknown setting {} (a helper variable must start with '_')",
+                            at(&name)
+                        )))
+                    }
+                }
+            }
+            Entry::Callable { name } => {
+                if let Some(why) = compat::hook_refusal(&name) {
+                    return Err(SettingsError(format!(
+                        "server hook {} is not supported: {why}",
+                        at(&name)
+                    )));
+                }
+                // Other callables are helpers (imported functions...).
+            }
+            Entry::Unsupported { name, type_name } => {
+                if find_name(&name).is_some() || compat::is_known(&name) {
+                    return Err(SettingsError(format!(
+                        "invalid value for {}: a {type_name} is not a setting value",
+                        at(&name)
+                    )));
+                }
+            }
+        }
+    }
+    Ok(given)
+}
+
+/// Splits an environment variable into words, shell-like: whitespace
+/// separates, single and double quotes group, backslash escapes.
+pub fn split_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = text.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => {
+                if let Some(w) = word.take() {
+                    words.push(w);
+                }
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some('\''), c) => word.get_or_insert_with(String::new).push(c),
+            (_, '\\') => {
+                let next = chars.next().ok_or("a trailing backslash")?;
+                word.get_or_insert_with(String::new).push(next);
+            }
+            (_, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err("an unclosed quote".into());
+    }
+    words.extend(word);
+    Ok(words)
 }
 
 /// Splits `--flag=value` and `-wVALUE`; a bare flag has no inline value.
@@ -463,10 +862,22 @@ fn find_flag(flag: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.flags.contains(&flag))
 }
 
+fn find_name(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
 fn parse_positive(v: &str) -> Result<usize, String> {
     match v.trim().parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err("expected a positive integer".into()),
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
     }
 }
 
@@ -584,7 +995,10 @@ pub fn help() -> String {
             [long] => format!("    {long}"),
             _ => s.flags.join(", "),
         };
-        out.push_str(&format!("  {flags} {}", s.meta));
+        out.push_str(&format!("  {flags}"));
+        if !s.meta.is_empty() {
+            out.push_str(&format!(" {}", s.meta));
+        }
         match s.default {
             Some(d) => out.push_str(&format!("  [default: {d}]")),
             None => out.push_str("  [default: unset]"),
@@ -787,6 +1201,59 @@ mod tests {
     fn defaults_are_valid() {
         // parse() panics on an invalid default; this exercises all of them.
         run(&["a"]).unwrap();
+    }
+
+    #[test]
+    fn words_split_like_a_shell() {
+        assert_eq!(
+            split_words(r#" -w 4  --bind 'unix:/a b.sock' -e "X=1 2" a\ b "#).unwrap(),
+            vec!["-w", "4", "--bind", "unix:/a b.sock", "-e", "X=1 2", "a b"]
+        );
+        assert!(split_words("'open").is_err());
+        assert_eq!(split_words("''").unwrap(), vec![""]);
+    }
+
+    #[test]
+    fn sources_take_precedence_file_then_environment_then_command_line() {
+        let file = |_: &Path, _: &Path, _: &[&str]| -> Result<Vec<Entry>, String> {
+            let v = |n: &str, v: &str| Entry::Value {
+                name: n.into(),
+                value: v.into(),
+            };
+            Ok(vec![
+                v("workers", "3"),
+                v("timeout", "20"),
+                v("keepalive", "9"),
+                v("bind", "unix:/a.sock"),
+                v("bind", "unix:/b.sock"),
+                v("worker_class", "sync"),
+                v("wsgi_app", "conf:app"),
+            ])
+        };
+        let args: Vec<OsString> = ["-c", "x.py", "--timeout", "7"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let env = Environment {
+            virtual_env: None,
+            cmd_args: Some(("GUNICORN_CMD_ARGS", "-w 5 --timeout 6")),
+        };
+        let Command::Run(s) = parse_all(&args, env, &file).unwrap() else {
+            panic!()
+        };
+        assert_eq!((s.workers, s.timeout, s.keep_alive), (5, 7, 9));
+        assert_eq!(s.bind.len(), 2);
+        assert_eq!(s.app, "conf:app");
+        // A repeatable setting takes all its values from one source.
+        let args: Vec<OsString> = ["-c", "x.py", "-b", "unix:/c.sock", "a:b"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let Command::Run(s) = parse_all(&args, Environment::default(), &file).unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.bind, vec![BindAddr::Unix("/c.sock".into())]);
+        assert_eq!(s.app, "a:b");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use nix::unistd::{getpid, Pid};
 
 use super::heartbeat::Heartbeat;
 use super::listener::Listener;
+use super::service::{self, Identity, PidFile};
 use super::spawn::{self, WorkerBoot};
 use super::workers::{judge_exit, timeout_signal, Backoff, Exit, Verdict, WorkerSet, WorkerState};
 use crate::logging;
@@ -42,11 +43,24 @@ pub fn run(settings: Settings) -> u8 {
         eprintln!("Error: cannot open the error log {e}");
         return 1;
     }
+    for w in &settings.warnings {
+        warning!("{w}");
+    }
     if let Some(dir) = &settings.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             error!("cannot change directory to {}: {e}", dir.display());
             return 1;
         }
+    }
+    let identity = match service::prepare(&settings) {
+        Ok(who) => who,
+        Err(e) => {
+            error!("{e}");
+            return 1;
+        }
+    };
+    if settings.check_config {
+        return super::check::run(&settings);
     }
     info!("Starting ferrocorn {}", env!("CARGO_PKG_VERSION"));
     let mut listeners = Vec::new();
@@ -63,6 +77,19 @@ pub fn run(settings: Settings) -> u8 {
             }
         }
     }
+    if let Err(e) = service::own_sockets(&settings.bind, identity) {
+        error!("{e}");
+        listeners.iter().for_each(Listener::remove_socket_file);
+        return 1;
+    }
+    let _pidfile = match settings.pidfile.as_deref().map(PidFile::create).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            error!("{e}");
+            listeners.iter().for_each(Listener::remove_socket_file);
+            return 1;
+        }
+    };
     let signals = match SignalQueue::install() {
         Ok(q) => q,
         Err(e) => {
@@ -79,6 +106,7 @@ pub fn run(settings: Settings) -> u8 {
         workers: WorkerSet::default(),
         backoff: Backoff::default(),
         pid: getpid(),
+        identity,
     };
     arbiter.run()
 }
@@ -94,6 +122,8 @@ struct Arbiter {
     target: usize,
     backoff: Backoff,
     pid: Pid,
+    /// Who workers become after fork (`--user`, `--group`).
+    identity: Identity,
 }
 
 impl Arbiter {
@@ -241,6 +271,7 @@ impl Arbiter {
                     listeners: std::mem::take(&mut self.listeners),
                     heartbeat,
                     master: self.pid,
+                    identity: self.identity,
                 };
                 let queue = self
                     .signals

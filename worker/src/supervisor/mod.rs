@@ -2,8 +2,10 @@
 //! decisions, the listening sockets, the worker heartbeats and the fork.
 
 mod arbiter;
+mod check;
 pub mod heartbeat;
 pub mod listener;
+pub mod service;
 mod spawn;
 pub mod workers;
 

@@ -11,6 +11,7 @@ use nix::unistd::{getpid, getppid, ForkResult, Pid};
 
 use super::heartbeat::{Heartbeat, Pulse};
 use super::listener::Listener;
+use super::service::{self, Identity};
 use super::workers::{EXIT_APP_LOAD_ERROR, EXIT_WORKER_BOOT_ERROR};
 use crate::python::{self, BootError};
 use crate::settings::Settings;
@@ -25,6 +26,8 @@ pub struct WorkerBoot {
     pub heartbeat: Heartbeat,
     /// The master's pid, to notice being orphaned.
     pub master: Pid,
+    /// The user and group to switch to before Python starts.
+    pub identity: Identity,
 }
 
 /// Forks. `Some(pid)` in the master, `None` in the new worker, which
@@ -64,6 +67,10 @@ fn run_worker(boot: WorkerBoot, queue: SignalQueue) -> i32 {
     }
     if getppid() != boot.master {
         return 0;
+    }
+    if let Err(e) = service::switch_to(boot.identity) {
+        error!("Worker failed to boot: {e}");
+        return EXIT_WORKER_BOOT_ERROR;
     }
     info!("Booting worker with pid: {}", getpid());
 
