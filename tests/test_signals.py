@@ -139,3 +139,20 @@ def test_max_worker_memory_recycles_a_growing_worker(start_dedicated, scratch):
         pids.add(int(response.content))
     master.wait_for_log(r"passed --max-worker-memory 60 MiB", since=mark)
     assert len(pids) >= 3, pids
+
+
+def test_timeout_dumps_every_thread_even_stuck_in_c_and_answers_504(start_dedicated):
+    stack = start_dedicated("stuck", extra_args=["--timeout", "2"])
+    master = stack.ferrocorn
+    before = set(two_workers(master))
+    mark = master.log_marks()
+    response = requests.get(stack.url("/dedicated/"), timeout=60)
+    assert response.status_code == 504
+    assert b"worker was stuck" in response.content
+    master.wait_for_log(r"WORKER TIMEOUT", since=mark)
+    master.wait_for_log(r"was sent SIGABRT", since=mark)
+    logs = master.logs(mark)
+    assert "Current thread" in logs or "Thread 0x" in logs, logs
+    assert "stuck_in_c_holding_the_gil" in logs, logs
+    assert "stuck.py" in logs
+    assert wait_until(lambda: len(master.worker_pids()) == 2 and set(master.worker_pids()) != before, 20)

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
@@ -86,8 +87,24 @@ pub fn init(level: Level, target: &LogTarget) -> io::Result<()> {
 pub fn reopen() -> io::Result<()> {
     let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
     let file = open(&sink.target)?;
-    sink.file = file;
+    match (&sink.file, file) {
+        // Keep the descriptor number: Python's faulthandler writes to it.
+        (Some(old), Some(new)) => {
+            // SAFETY: both descriptors are open files owned by this
+            // module; `old` stays owned by `sink` and now names the new file.
+            if unsafe { libc::dup2(new.as_raw_fd(), old.as_raw_fd()) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        (_, file) => sink.file = file,
+    }
     Ok(())
+}
+
+/// The descriptor log lines go to (for Python's faulthandler).
+pub fn raw_fd() -> i32 {
+    let sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
+    sink.file.as_ref().map_or(2, |f| f.as_raw_fd())
 }
 
 /// Whether lines at `level` are written.

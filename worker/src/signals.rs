@@ -121,6 +121,45 @@ pub fn restore_mask(mask: SigSet) {
         nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&mask), None);
 }
 
+/// The connection of the request being served (-1 between requests).
+static CURRENT_FD: AtomicI32 = AtomicI32::new(-1);
+/// Whether the current request's response has begun (its head is queued).
+static RESPONSE_STARTED: AtomicBool = AtomicBool::new(false);
+/// The 504 written on a timeout abort; set once at worker boot.
+static TIMEOUT_REPLY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// Records the request being served (`fd`) or none (-1).
+pub fn set_current_request(fd: i32) {
+    RESPONSE_STARTED.store(false, Ordering::Relaxed);
+    CURRENT_FD.store(fd, Ordering::Relaxed);
+}
+
+/// Records that the current response has started: no 504 can replace it.
+pub fn mark_response_started() {
+    RESPONSE_STARTED.store(true, Ordering::Relaxed);
+}
+
+/// SIGABRT in a worker (the master's `--timeout`): Python's faulthandler,
+/// when enabled, has already dumped every thread's traceback and chains
+/// here. Answer the stuck request with a 504 if its response has not
+/// started, then die of SIGABRT as asked.
+extern "C" fn abort_stuck(signo: libc::c_int) {
+    let fd = CURRENT_FD.load(Ordering::Relaxed);
+    if fd >= 0 && !RESPONSE_STARTED.load(Ordering::Relaxed) {
+        if let Some(reply) = TIMEOUT_REPLY.get() {
+            // SAFETY: write(2) is async-signal-safe; `reply` is immutable
+            // once set and lives for the process.
+            unsafe { libc::write(fd, reply.as_ptr().cast(), reply.len()) };
+        }
+    }
+    // SAFETY: signal(2) and raise(3) are async-signal-safe; with the
+    // default disposition restored the raise ends the process.
+    unsafe {
+        libc::signal(signo, libc::SIG_DFL);
+        libc::raise(signo);
+    }
+}
+
 /// Set by SIGTERM in a worker: finish the current request, then exit.
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Set by SIGUSR1 in a worker: reopen the log file.
@@ -176,6 +215,12 @@ pub fn become_worker(queue: SignalQueue) -> nix::Result<()> {
         Signal::SIGUSR1,
         SigHandler::Handler(request_reopen),
         SaFlags::empty(),
+    )?;
+    let _ = TIMEOUT_REPLY.set(crate::worker::timeout_reply::encode());
+    set(
+        Signal::SIGABRT,
+        SigHandler::Handler(abort_stuck),
+        SaFlags::SA_NODEFER,
     )?;
     set(
         Signal::SIGINT,

@@ -32,12 +32,28 @@ pub fn boot(settings: &Settings) -> Result<WsgiApp, BootError> {
     interpreter::initialize(settings.virtualenv.as_deref(), &settings.pythonpath)
         .map_err(BootError::Interpreter)?;
     Python::attach(|py| {
+        enable_faulthandler(py);
         let app = app::load(py, &settings.app).map_err(|e| {
             e.log(py);
             BootError::AppLoad
         })?;
         WsgiApp::new(py, app).map_err(|e| BootError::Interpreter(traceback::describe(py, &e)))
     })
+}
+
+/// Python's faulthandler on the error log, for every thread: a worker
+/// aborted by `--timeout` (SIGABRT) or crashing (SIGSEGV...) writes where
+/// each thread was, even when stuck in C code holding the GIL (the dump is
+/// a C signal handler; it does not need the interpreter loop). It then
+/// chains to the worker's own SIGABRT handler.
+fn enable_faulthandler(py: Python<'_>) {
+    let fd = crate::logging::raw_fd();
+    let enabled = py
+        .import("faulthandler")
+        .and_then(|m| m.call_method1("enable", (fd, true)));
+    if let Err(e) = enabled {
+        warning!("cannot enable faulthandler: {e}");
+    }
 }
 
 /// Shuts Python down (atexit handlers run); the worker exits right after.

@@ -8,6 +8,7 @@ pub mod request_body;
 pub mod response;
 pub mod response_head;
 mod serve;
+pub mod timeout_reply;
 
 pub use connection::{Blocker, ConnError, Connection, Direct};
 pub use recycle::Recycle;

@@ -7,7 +7,7 @@
 //!
 //! No Python here: the handler is the only thing that touches it.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use ferrocorn_protocol::pb::error::Kind as ErrorKind;
@@ -281,7 +281,9 @@ fn serve_connection<H: Handler>(
             return refuse(conn, ErrorKind::VersionMismatch, why);
         }
         conn.begin_body();
+        signals::set_current_request(conn.fd().as_raw_fd());
         let back = handler.handle(conn, head);
+        signals::set_current_request(-1);
         recycle.count_request();
         recycle.check_rss(current_rss);
         conn = back?;
