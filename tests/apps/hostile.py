@@ -124,3 +124,48 @@ def app(environ, start_response):
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"no such endpoint\n"]
     return handler(environ, start_response)
+
+
+# ---- fault endpoints for scripts/chaos.py -----------------------------------------
+
+
+def hang(environ, start_response):
+    import time
+
+    while True:
+        time.sleep(1)
+
+
+def segfault(environ, start_response):
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+_LEAK = []
+
+
+def leak(environ, start_response):
+    _LEAK.append(bytearray(4 << 20))
+    return ok(environ, start_response)
+
+
+def big(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return (b"d" * 65536 for _ in range(512))
+
+
+def upload(environ, start_response):
+    stream = environ["wsgi.input"]
+    total = 0
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        total += len(chunk)
+    body = b"%d\n" % total
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+ROUTES.update({f.__name__: f for f in (hang, segfault, leak, big, upload)})
