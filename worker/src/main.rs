@@ -49,6 +49,10 @@ fn main() -> ExitCode {
             print!("{}", settings::help());
             ExitCode::SUCCESS
         }
+        Ok(Command::Markdown) => {
+            print!("{}", settings::markdown());
+            ExitCode::SUCCESS
+        }
         Ok(Command::Version) => {
             println!("ferrocorn {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

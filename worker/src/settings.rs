@@ -101,6 +101,8 @@ pub enum Command {
     Run(Box<Settings>),
     Help,
     Version,
+    /// `--help-markdown`: the README's settings table.
+    Markdown,
 }
 
 /// A command-line problem, shown as `Error: <message>`.
@@ -550,6 +552,7 @@ struct Scanned {
     positional: Vec<String>,
     help: bool,
     version: bool,
+    markdown: bool,
 }
 
 /// Parses every source, Gunicorn's precedence from lowest to highest:
@@ -567,6 +570,9 @@ pub fn parse_all(
     }
     if cli.version {
         return Ok(Command::Version);
+    }
+    if cli.markdown {
+        return Ok(Command::Markdown);
     }
     let from_env = match env.cmd_args {
         Some((var, value)) => {
@@ -695,6 +701,10 @@ fn scan<'a>(
         }
         if arg == "-v" || arg == "--version" {
             out.version = true;
+            continue;
+        }
+        if arg == "--help-markdown" {
+            out.markdown = true;
             continue;
         }
         if arg == "--" {
@@ -1021,6 +1031,32 @@ pub fn help() -> String {
     out
 }
 
+/// The README's settings table (markdown), generated from [`SETTINGS`]:
+/// `ferrocorn --help-markdown` prints it; a unit test keeps the README in
+/// step.
+pub fn markdown() -> String {
+    let mut out = String::from("| option | config file | default | meaning |\n|---|---|---|---|\n");
+    for s in SETTINGS {
+        let flags = s
+            .flags
+            .iter()
+            .map(|f| match s.meta {
+                "" => format!("`{f}`"),
+                meta => format!("`{f} {meta}`"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let default = s.default.map_or(String::new(), |d| format!("`{d}`"));
+        let doc = s.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push_str(&format!(
+            "| {flags} | `{}` | {default} | {} |\n",
+            s.name,
+            doc.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 /// Appends `text` as an indented paragraph wrapped at 78 columns.
 fn wrap_into(out: &mut String, text: &str) {
     const INDENT: &str = "        ";
@@ -1201,6 +1237,15 @@ mod tests {
     fn defaults_are_valid() {
         // parse() panics on an invalid default; this exercises all of them.
         run(&["a"]).unwrap();
+    }
+
+    #[test]
+    fn readme_settings_table_is_generated_from_the_table() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&markdown()),
+            "README.md's options table is stale: paste `ferrocorn --help-markdown`"
+        );
     }
 
     #[test]

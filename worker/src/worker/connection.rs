@@ -44,6 +44,9 @@ impl Blocker for Direct {
     }
 }
 
+/// Longest `error` frame message; longer ones are cut.
+const MAX_ERROR_MESSAGE: usize = 4096;
+
 /// Why a connection cannot go on. Each closes it.
 #[derive(Debug)]
 pub enum ConnError {
@@ -182,6 +185,11 @@ impl Connection {
         !matches!(frame::check(&self.rbuf), Ok(None))
     }
 
+    /// Bytes of an incomplete frame waiting for the rest.
+    pub fn partial_frame_len(&self) -> usize {
+        self.rbuf.len()
+    }
+
     fn decode(&mut self) -> Result<Option<Kind>, ConnError> {
         Ok(frame::decode(&mut self.rbuf)?.map(|f| f.kind.expect("decode checks the member")))
     }
@@ -301,7 +309,17 @@ impl Connection {
     }
 
     /// Appends an `error` frame (the caller closes after flushing).
-    pub fn queue_error(&mut self, kind: pb::error::Kind, message: String) {
+    pub fn queue_error(&mut self, kind: pb::error::Kind, mut message: String) {
+        // The message is for a log line: an app's huge exception text must
+        // not make the frame exceed the limit.
+        if message.len() > MAX_ERROR_MESSAGE {
+            let mut cut = MAX_ERROR_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" [truncated]");
+        }
         let f = Frame {
             kind: Some(Kind::Error(pb::Error {
                 kind: kind as i32,

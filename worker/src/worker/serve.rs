@@ -91,7 +91,16 @@ pub fn serve<H: Handler>(
                 error!("cannot reopen the error log: {e}");
             }
         }
-        idle.retain(|c| c.deadline > now);
+        idle.retain(|c| {
+            let keep = c.deadline > now;
+            if !keep && c.conn.partial_frame_len() > 0 {
+                warning!(
+                    "closing connection: timed out with an incomplete frame ({} bytes)",
+                    c.conn.partial_frame_len()
+                );
+            }
+            keep
+        });
 
         let wait = idle
             .iter()
@@ -124,12 +133,19 @@ pub fn serve<H: Handler>(
         let mut serving = Vec::new();
         for i in (0..idle.len()).rev() {
             if conns_ready[i] {
-                serving.push(idle.swap_remove(i).conn);
+                serving.push(idle.swap_remove(i));
             }
         }
-        for conn in serving {
+        for Idle { conn, deadline } in serving {
+            let was_partial = conn.partial_frame_len() > 0;
             if let Some(back) = serve_connection(conn, handler, config, recycle) {
-                park(&mut idle, back, config.keep_alive);
+                if was_partial && back.partial_frame_len() > 0 {
+                    // Still the same frame: a trickling peer gets no more
+                    // time than the first deadline (no slowloris).
+                    idle.push(Idle { conn: back, deadline });
+                } else {
+                    park(&mut idle, back, config.keep_alive);
+                }
             }
         }
         for (listener, _) in listeners.iter().zip(listeners_ready).filter(|(_, r)| **r) {
