@@ -32,9 +32,9 @@ pub struct ExchangeState {
     /// `None` once the request is over (the driver took it back).
     pub conn: Option<Connection>,
     pub response: ResponseWriter,
-    /// The connection failed (peer gone, bad frame): it is closed after
-    /// this request instead of being kept alive.
-    pub broken: bool,
+    /// Why the connection failed (peer gone, bad frame, timeout): it is
+    /// closed after this request instead of being kept alive.
+    pub broken: Option<ConnError>,
 }
 
 impl Exchange {
@@ -43,7 +43,7 @@ impl Exchange {
             state: Mutex::new(ExchangeState {
                 conn: Some(conn),
                 response: ResponseWriter::new(head_request),
-                broken: false,
+                broken: None,
             }),
         })
     }
@@ -64,15 +64,16 @@ impl ExchangeState {
     /// The connection and the writer, or OSError once the connection is
     /// gone.
     pub fn parts(&mut self) -> PyResult<(&mut Connection, &mut ResponseWriter)> {
-        match (&mut self.conn, self.broken) {
-            (Some(conn), false) => Ok((conn, &mut self.response)),
+        match (&mut self.conn, &self.broken) {
+            (Some(conn), None) => Ok((conn, &mut self.response)),
             _ => Err(PyOSError::new_err("the connection to nginx is closed")),
         }
     }
 
     /// Marks the connection broken and turns `e` into an OSError.
     pub fn broke(&mut self, doing: &str, e: ConnError) -> PyErr {
-        self.broken = true;
-        PyOSError::new_err(format!("{doing}: {e}"))
+        let err = PyOSError::new_err(format!("{doing}: {e}"));
+        self.broken = Some(e);
+        err
     }
 }

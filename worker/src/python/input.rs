@@ -34,7 +34,7 @@ impl Input {
         read: impl FnOnce(&mut Connection, &ReleaseGil<'py>) -> Result<Pieces, ConnError>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let mut state = self.exchange.lock()?;
-        if state.broken {
+        if state.broken.is_some() {
             return Err(PyOSError::new_err("the connection to nginx is closed"));
         }
         // After the request, a kept reference reads as an ended body.

@@ -25,7 +25,8 @@ use super::file_wrapper::{self, FileWrapper};
 use super::input::Input;
 use super::start_response::StartResponse;
 use super::traceback;
-use crate::worker::{Connection, Direct, Handler, WriteError};
+use crate::worker::{ConnError, Connection, Direct, Handler, WriteError};
+use ferrocorn_protocol::pb::error::Kind as ErrorKind;
 
 /// The loaded app and what this worker reuses for every request.
 pub struct WsgiApp {
@@ -187,8 +188,21 @@ fn conclude(
         error!("{}: the request is still in use by another thread", what());
         return None;
     };
-    if state.broken {
-        debug!("{}: the connection failed", what());
+    if let Some(cause) = state.broken.take() {
+        if cause.is_peer_gone() {
+            debug!("{}: {cause}", what());
+        } else if let Some(mut conn) = state.conn.take() {
+            // A bad or stalled request stream: say why, to the log and to
+            // nginx (which logs the error frame), then close.
+            warning!("{}: closing connection: {cause}", what());
+            let kind = match cause {
+                ConnError::Timeout => ErrorKind::Timeout,
+                _ => ErrorKind::MalformedFrame,
+            };
+            conn.queue_error(kind, cause.to_string());
+            let _ = conn.flush(&ReleaseGil(py));
+            conn.close_after_error();
+        }
         return None;
     }
     let b = ReleaseGil(py);
