@@ -142,7 +142,10 @@ pub fn serve<H: Handler>(
                 if was_partial && back.partial_frame_len() > 0 {
                     // Still the same frame: a trickling peer gets no more
                     // time than the first deadline (no slowloris).
-                    idle.push(Idle { conn: back, deadline });
+                    idle.push(Idle {
+                        conn: back,
+                        deadline,
+                    });
                 } else {
                     park(&mut idle, back, config.keep_alive);
                 }
