@@ -4,7 +4,8 @@
 //! stuck in one request stops beating, and the master kills it after
 //! `--timeout` (Gunicorn's `WorkerTmp`, without a file on disk).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::memfd::{memfd_create, MFdFlags};
@@ -64,6 +65,7 @@ pub const BEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Pulse {
     pub fn new(heartbeat: Heartbeat) -> Pulse {
+        WORKER_HEARTBEAT.store(heartbeat.file.as_raw_fd(), Ordering::Relaxed);
         Pulse {
             heartbeat,
             last: None,
@@ -82,6 +84,23 @@ impl Pulse {
             }
             self.last = Some(now);
         }
+    }
+}
+
+/// This worker's heartbeat descriptor, for waits deep in socket I/O that
+/// have no [`Pulse`] at hand; -1 outside a serving worker (the master).
+static WORKER_HEARTBEAT: AtomicI32 = AtomicI32::new(-1);
+
+/// Touches this worker's heartbeat from a wait on nginx's socket: waiting
+/// for the peer is not being stuck in the app, and the socket wait has its
+/// own timeout. Only the app's own code can make a worker miss beats.
+pub fn beat_while_waiting() {
+    let fd = WORKER_HEARTBEAT.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: the descriptor belongs to the worker's Pulse, which lives
+        // until the worker process exits; it is never closed before.
+        let file = unsafe { BorrowedFd::borrow_raw(fd) };
+        let _ = futimens(&file, &TimeSpec::UTIME_NOW, &TimeSpec::UTIME_NOW);
     }
 }
 

@@ -21,6 +21,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::request_body::BodyCursor;
+use crate::supervisor::heartbeat::{self, BEAT_INTERVAL};
 
 /// Bytes asked of each `read` when no frame length says more.
 const READ_CHUNK: usize = 64 * 1024;
@@ -371,17 +372,21 @@ fn wait_fd(
 ) -> Result<(), ConnError> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
+        // Waiting on nginx keeps the heartbeat going, one beat per slice.
+        heartbeat::beat_while_waiting();
         let left = match deadline {
-            None => PollTimeout::NONE,
+            None => BEAT_INTERVAL,
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(ConnError::Timeout);
                 }
-                // Round up so a sub-millisecond rest does not spin.
-                PollTimeout::try_from(left + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX)
+                left.min(BEAT_INTERVAL)
             }
         };
+        // Round up so a sub-millisecond rest does not spin.
+        let left =
+            PollTimeout::try_from(left + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(fd, events)];
         match poll(&mut fds, left) {
             Ok(0) | Err(Errno::EINTR) => continue,
