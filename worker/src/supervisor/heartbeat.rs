@@ -100,7 +100,7 @@ pub fn beat_while_waiting() {
         // SAFETY: the descriptor belongs to the worker's Pulse, which lives
         // until the worker process exits; it is never closed before.
         let file = unsafe { BorrowedFd::borrow_raw(fd) };
-        let _ = futimens(&file, &TimeSpec::UTIME_NOW, &TimeSpec::UTIME_NOW);
+        let _ = futimens(file, &TimeSpec::UTIME_NOW, &TimeSpec::UTIME_NOW);
     }
 }
 
