@@ -10,7 +10,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use prost::Message;
 use std::fmt;
 
-use crate::pb::Frame;
+use crate::pb::{frame::Kind, Frame};
 
 /// Bytes of the length prefix.
 pub const FRAME_HEADER_LEN: usize = 4;
@@ -100,6 +100,19 @@ pub fn encode_to_vec(frame: &Frame) -> Vec<u8> {
     let mut out = Vec::with_capacity(FRAME_HEADER_LEN + frame.encoded_len());
     encode(frame, &mut out);
     out
+}
+
+/// The .proto name of a frame member, for log lines.
+pub fn kind_name(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::RequestHead(_) => "request_head",
+        Kind::RequestBody(_) => "request_body",
+        Kind::RequestEnd(_) => "request_end",
+        Kind::ResponseHead(_) => "response_head",
+        Kind::ResponseBody(_) => "response_body",
+        Kind::ResponseEnd(_) => "response_end",
+        Kind::Error(_) => "error",
+    }
 }
 
 #[cfg(test)]

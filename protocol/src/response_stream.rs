@@ -13,7 +13,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use crate::body::{BodyKind, MAX_PREFIX_LEN};
-use crate::frame::{self, check_len, FrameError, FRAME_HEADER_LEN};
+use crate::frame::{self, check_len, kind_name, FrameError, FRAME_HEADER_LEN};
 use crate::pb::{self, frame::Kind};
 
 /// What the first frame of a response was.
@@ -39,18 +39,6 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, HeadOutcome)>, FrameError
         None => return Err(FrameError::Malformed("no frame member set".into())),
     };
     Ok(Some((total, outcome)))
-}
-
-fn kind_name(kind: &Kind) -> &'static str {
-    match kind {
-        Kind::RequestHead(_) => "request_head",
-        Kind::RequestBody(_) => "request_body",
-        Kind::RequestEnd(_) => "request_end",
-        Kind::ResponseHead(_) => "response_head",
-        Kind::ResponseBody(_) => "response_body",
-        Kind::ResponseEnd(_) => "response_end",
-        Kind::Error(_) => "error",
-    }
 }
 
 fn unexpected(kind: &Kind, wanted: &str) -> FrameError {

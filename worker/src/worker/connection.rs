@@ -92,18 +92,7 @@ impl From<FrameError> for ConnError {
     }
 }
 
-/// The name of a frame member, for log lines.
-pub fn kind_name(kind: &Kind) -> &'static str {
-    match kind {
-        Kind::RequestHead(_) => "request_head",
-        Kind::RequestBody(_) => "request_body",
-        Kind::RequestEnd(_) => "request_end",
-        Kind::ResponseHead(_) => "response_head",
-        Kind::ResponseBody(_) => "response_body",
-        Kind::ResponseEnd(_) => "response_end",
-        Kind::Error(_) => "error",
-    }
-}
+pub use ferrocorn_protocol::frame::kind_name;
 
 /// What a non-blocking look at the socket found.
 #[derive(Debug)]
