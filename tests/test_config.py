@@ -96,7 +96,8 @@ REFUSED = [
     ("daemon = True\n", "daemon", "systemd"),
     ("wrokers = 4\n", "wrokers", "unknown setting"),
     ("workers = 'many'\n", "--workers", "positive integer"),
-    ("def on_starting(server):\n    pass\n", "on_starting", "hook"),
+    ("def on_starting(server):\n    pass\n", "on_starting", "master-side hooks are not run"),
+    ("def worker_abort(worker):\n    pass\n", "worker_abort", "no Python code can run"),
     ("workers = 1 / 0\n", "ZeroDivisionError", "failed"),
 ]
 

@@ -63,6 +63,11 @@ pub struct Settings {
     pub group: Option<String>,
     /// `wsgi_app` from a config file, when no app is on the command line.
     pub wsgi_app: Option<String>,
+    /// `--preload`: import the app in the master before forking workers.
+    pub preload_app: bool,
+    /// Server hooks the config file defines that workers run
+    /// (`post_fork`, `pre_request`...); the worker reads them from the file.
+    pub hooks: Vec<String>,
     /// Settings accepted without effect, logged as warnings at start.
     pub warnings: Vec<String>,
     /// Every setting's values after all sources, for `--check-config`.
@@ -357,7 +362,8 @@ pub static SETTINGS: &[Setting] = &[
               command line overrides both. Names starting with `_` are helpers; \
               any other unknown name stops the start.",
         apply: |s, v| {
-            s.config = Some(PathBuf::from(v));
+            // Absolute: workers read the file's hooks after --chdir.
+            s.config = Some(std::path::absolute(v).map_err(|e| e.to_string())?);
             Ok(())
         },
     },
@@ -385,6 +391,22 @@ pub static SETTINGS: &[Setting] = &[
               the positional argument wins.",
         apply: |s, v| {
             s.wsgi_app = Some(v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "preload_app",
+        flags: &["--preload"],
+        meta: "",
+        default: Some("false"),
+        repeatable: false,
+        doc: "Import the app in the master, then fork the workers from it: \
+              they share the app's memory copy-on-write and start at once. \
+              As with Gunicorn, HUP then restarts the workers without \
+              re-importing the app; to load new code, upgrade the master \
+              (USR2) or restart it.",
+        apply: |s, v| {
+            s.preload_app = parse_bool(v)?;
             Ok(())
         },
     },
@@ -494,6 +516,8 @@ impl Settings {
             user: None,
             group: None,
             wsgi_app: None,
+            preload_app: false,
+            hooks: Vec::new(),
             warnings: Vec::new(),
             effective: Vec::new(),
         }
@@ -589,6 +613,7 @@ pub fn parse_all(
         None => Vec::new(),
     };
     let mut warnings = Vec::new();
+    let mut hooks = Vec::new();
     let config = [&cli.given, &from_env]
         .into_iter()
         .find_map(|g| g.iter().rev().find(|(s, _)| s.name == "config"))
@@ -607,7 +632,7 @@ pub fn parse_all(
                 .map(|s| s.name)
                 .collect();
             let entries = evaluate(file, &python, &repeatable).map_err(SettingsError)?;
-            file_values(file, entries, &mut warnings)?
+            file_values(file, entries, &mut warnings, &mut hooks)?
         }
         None => Vec::new(),
     };
@@ -627,6 +652,7 @@ pub fn parse_all(
 
     let mut settings = Settings::empty();
     settings.warnings = warnings;
+    settings.hooks = hooks;
     for setting in SETTINGS {
         let of = |g: &Given| -> Vec<String> {
             g.iter()
@@ -767,6 +793,7 @@ fn file_values(
     file: &Path,
     entries: Vec<Entry>,
     warnings: &mut Vec<String>,
+    hooks: &mut Vec<String>,
 ) -> Result<Given, SettingsError> {
     let at = |name: &str| format!("{name} in {}", file.display());
     let mut given = Vec::new();
@@ -798,6 +825,7 @@ fn file_values(
                     }
                 }
             }
+            Entry::Callable { name } if compat::is_worker_hook(&name) => hooks.push(name),
             Entry::Callable { name } => {
                 if let Some(why) = compat::hook_refusal(&name) {
                     return Err(SettingsError(format!(

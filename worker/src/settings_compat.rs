@@ -35,12 +35,6 @@ static REFUSED: &[Refused] = &[
         why: "threaded workers are not implemented yet; use more --workers",
     },
     Refused {
-        name: "preload_app",
-        flags: &["--preload"],
-        harmless: &["false"],
-        why: "not implemented yet: each worker imports the app after fork",
-    },
-    Refused {
         name: "reload",
         flags: &["--reload"],
         harmless: &["false"],
@@ -161,25 +155,39 @@ static NO_EFFECT: &[(&str, &str)] = &[
     ("spew", "tracing every line is not supported"),
 ];
 
-/// Server hooks Gunicorn calls, none run yet.
-static HOOKS: &[&str] = &[
-    "on_starting",
-    "on_reload",
-    "when_ready",
-    "pre_fork",
+/// Server hooks workers run (the worker reads them from the config file
+/// itself): see `python::hooks`.
+pub static WORKER_HOOKS: &[&str] = &[
     "post_fork",
     "post_worker_init",
-    "worker_int",
-    "worker_abort",
-    "pre_exec",
     "pre_request",
     "post_request",
-    "child_exit",
+    "worker_int",
     "worker_exit",
-    "nworkers_changed",
-    "on_exit",
-    "ssl_context",
 ];
+
+/// Server hooks Gunicorn calls that Ferrocorn refuses, with the reason.
+static REFUSED_HOOKS: &[(&str, &str)] = &[
+    ("on_starting", MASTER_HOOK),
+    ("on_reload", MASTER_HOOK),
+    ("when_ready", MASTER_HOOK),
+    ("pre_fork", MASTER_HOOK),
+    ("pre_exec", MASTER_HOOK),
+    ("child_exit", MASTER_HOOK),
+    ("nworkers_changed", MASTER_HOOK),
+    ("on_exit", MASTER_HOOK),
+    (
+        "worker_abort",
+        "a worker past --timeout is aborted by a C signal handler that dumps every \
+         thread's traceback to the error log (even when stuck in C code) and \
+         answers 504; no Python code can run at that point",
+    ),
+    ("ssl_context", TLS),
+];
+
+const MASTER_HOOK: &str = "master-side hooks are not run: the master does not run Python \
+     (the config file is read by a subprocess); worker hooks (post_fork, post_worker_init, \
+     pre_request, post_request, worker_int, worker_exit) are";
 
 /// Why `name = value` is refused, if it is.
 pub fn refusal(name: &str, value: &str) -> Option<&'static str> {
@@ -206,15 +214,23 @@ pub fn no_effect(name: &str) -> Option<&'static str> {
 
 /// Why a server hook defined in a config file is refused.
 pub fn hook_refusal(name: &str) -> Option<&'static str> {
-    HOOKS.contains(&name).then_some(
-        "server hooks are not run yet (the master does not embed Python); \
-         move the code into the app module or remove the hook",
-    )
+    REFUSED_HOOKS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, why)| *why)
+}
+
+/// A server hook workers run.
+pub fn is_worker_hook(name: &str) -> bool {
+    WORKER_HOOKS.contains(&name)
 }
 
 /// A Gunicorn name this table knows.
 pub fn is_known(name: &str) -> bool {
-    refusal(name, "\0").is_some() || no_effect(name).is_some() || HOOKS.contains(&name)
+    refusal(name, "\0").is_some()
+        || no_effect(name).is_some()
+        || is_worker_hook(name)
+        || hook_refusal(name).is_some()
 }
 
 #[cfg(test)]
@@ -234,7 +250,8 @@ mod tests {
         assert_eq!(refusal("workers", "4"), None);
         assert_eq!(refused_flag("-k"), Some(("worker_class", REFUSED[0].why)));
         assert!(no_effect("forwarded_allow_ips").is_some());
-        assert!(hook_refusal("post_fork").is_some());
+        assert!(hook_refusal("on_starting").is_some());
+        assert!(hook_refusal("post_fork").is_none() && is_worker_hook("post_fork"));
         assert_eq!(hook_refusal("my_helper"), None);
         assert!(is_known("statsd_host") && is_known("on_exit") && !is_known("wrokers"));
     }

@@ -173,6 +173,13 @@ extern "C" fn request_reopen(_: libc::c_int) {
     REOPEN.store(true, Ordering::Relaxed);
 }
 
+/// Set by SIGINT/SIGQUIT in a worker whose config defines `worker_int`.
+static QUIT: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_quit(_: libc::c_int) {
+    QUIT.store(true, Ordering::Relaxed);
+}
+
 extern "C" fn quit_now(_: libc::c_int) {
     // SAFETY: _exit(2) is async-signal-safe and never returns.
     unsafe { libc::_exit(0) }
@@ -182,8 +189,10 @@ extern "C" fn quit_now(_: libc::c_int) {
 /// fork): forget the master's handlers and queue, ignore SIGPIPE (a gone
 /// peer is an EPIPE error, not a death), install the worker's own
 /// handlers, then unblock. TERM and USR1 do not restart system calls, so
-/// an idle `poll` wakes up to notice them.
-pub fn become_worker(queue: SignalQueue) -> nix::Result<()> {
+/// an idle `poll` wakes up to notice them. `quit_in_loop`: INT/QUIT only
+/// set a flag the loop reads (to run the `worker_int` hook), instead of
+/// exiting in the handler.
+pub fn become_worker(queue: SignalQueue, quit_in_loop: bool) -> nix::Result<()> {
     QUEUE_FD.store(-1, Ordering::Relaxed);
     drop(queue);
     let set = |sig, handler, flags| {
@@ -222,16 +231,9 @@ pub fn become_worker(queue: SignalQueue) -> nix::Result<()> {
         SigHandler::Handler(abort_stuck),
         SaFlags::SA_NODEFER,
     )?;
-    set(
-        Signal::SIGINT,
-        SigHandler::Handler(quit_now),
-        SaFlags::empty(),
-    )?;
-    set(
-        Signal::SIGQUIT,
-        SigHandler::Handler(quit_now),
-        SaFlags::empty(),
-    )?;
+    let quit = if quit_in_loop { request_quit } else { quit_now };
+    set(Signal::SIGINT, SigHandler::Handler(quit), SaFlags::empty())?;
+    set(Signal::SIGQUIT, SigHandler::Handler(quit), SaFlags::empty())?;
     nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
         Some(&SigSet::empty()),
@@ -242,6 +244,12 @@ pub fn become_worker(queue: SignalQueue) -> nix::Result<()> {
 /// Whether a graceful stop was requested (SIGTERM in a worker).
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed)
+}
+
+/// Whether a quick stop was requested (SIGINT/SIGQUIT, when the loop
+/// handles them).
+pub fn quit_requested() -> bool {
+    QUIT.load(Ordering::Relaxed)
 }
 
 /// Returns and clears a pending log-reopen request (SIGUSR1 in a worker).

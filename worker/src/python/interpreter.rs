@@ -1,4 +1,5 @@
-//! Starting and stopping CPython inside a worker (never in the master).
+//! Starting and stopping CPython inside a worker (in the master only
+//! with `--preload`).
 //!
 //! Python is configured like the `python` of the virtualenv when one is
 //! given (its `bin/python` as `executable`, so `site` finds its packages;
@@ -122,6 +123,11 @@ fn extend_sys_path(py: Python<'_>, pythonpath: &[PathBuf]) -> PyResult<()> {
         }
     }
     Ok(())
+}
+
+/// Whether [`initialize`] succeeded in this process (and no finalize yet).
+pub fn is_initialized() -> bool {
+    !MAIN_THREAD.load(Ordering::SeqCst).is_null()
 }
 
 /// Runs Python's shutdown (atexit handlers, joining non-daemon threads,

@@ -7,6 +7,8 @@ mod environ;
 mod errors;
 mod exchange;
 mod file_wrapper;
+mod fork;
+mod hooks;
 mod input;
 mod interpreter;
 mod latin1;
@@ -17,6 +19,7 @@ mod wsgi;
 use pyo3::prelude::*;
 
 use crate::settings::Settings;
+pub use fork::{fork_with_python, Preloaded};
 pub use wsgi::WsgiApp;
 
 /// Why a worker could not start serving.
@@ -27,17 +30,99 @@ pub enum BootError {
     AppLoad,
 }
 
-/// Starts Python in this (freshly forked) worker and loads the app.
-pub fn boot(settings: &Settings) -> Result<WsgiApp, BootError> {
+/// Who this worker is, for the hooks' `server` and `worker` stand-ins.
+pub struct WorkerInfo {
+    /// The master's pid (`server.pid`).
+    pub master: i32,
+    /// Spawn number in the master (`worker.age`).
+    pub age: u64,
+}
+
+/// Starts Python in this (freshly forked) worker and loads the app, or
+/// takes the app the master preloaded (Python already runs then). Runs
+/// the config file's `post_fork` and `post_worker_init` hooks around it.
+pub fn boot(
+    settings: &Settings,
+    preloaded: Option<Preloaded>,
+    me: WorkerInfo,
+) -> Result<WsgiApp, BootError> {
+    if preloaded.is_none() {
+        interpreter::initialize(settings.virtualenv.as_deref(), &settings.pythonpath)
+            .map_err(BootError::Interpreter)?;
+    }
+    Python::attach(|py| {
+        enable_faulthandler(py);
+        let hook_failed = |e: PyErr| {
+            let text = traceback::traceback(py, &e).unwrap_or_else(|| traceback::describe(py, &e));
+            BootError::Interpreter(format!("a server hook failed\n{}", text.trim_end()))
+        };
+        let hooks = match (&settings.config, settings.hooks.is_empty()) {
+            (Some(file), false) => {
+                let hooks = hooks::Hooks::load(py, file, &settings.hooks, me.master, me.age)
+                    .map_err(hook_failed)?;
+                hooks.post_fork(py).map_err(hook_failed)?;
+                Some(hooks)
+            }
+            _ => None,
+        };
+        let app = match preloaded {
+            Some(p) => p.app,
+            None => load_app(py, settings)?,
+        };
+        let app = WsgiApp::new(py, app, hooks)
+            .map_err(|e| BootError::Interpreter(traceback::describe(py, &e)))?;
+        if let Some(hooks) = app.hooks() {
+            hooks.post_worker_init(py).map_err(hook_failed)?;
+        }
+        Ok(app)
+    })
+}
+
+/// Runs `worker_int` (on SIGINT/SIGQUIT) if the config file defines it;
+/// false when it does not.
+pub fn run_worker_int(app: &WsgiApp) -> bool {
+    match app.hooks().filter(|h| h.has_worker_int()) {
+        Some(hooks) => {
+            Python::attach(|py| hooks.worker_int(py));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Runs `worker_exit` if the config file defines it.
+pub fn run_worker_exit(app: &WsgiApp) {
+    if let Some(hooks) = app.hooks() {
+        Python::attach(|py| hooks.worker_exit(py));
+    }
+}
+
+/// Whether the config file defines `worker_int`: the worker then lets its
+/// loop see SIGINT/SIGQUIT instead of exiting in the signal handler.
+pub fn wants_worker_int(settings: &Settings) -> bool {
+    settings.hooks.iter().any(|h| h == "worker_int")
+}
+
+/// `--preload`: starts Python in the master and imports the app there.
+pub fn preload(settings: &Settings) -> Result<Preloaded, BootError> {
     interpreter::initialize(settings.virtualenv.as_deref(), &settings.pythonpath)
         .map_err(BootError::Interpreter)?;
     Python::attach(|py| {
-        enable_faulthandler(py);
-        let app = app::load(py, &settings.app).map_err(|e| {
-            e.log(py);
-            BootError::AppLoad
-        })?;
-        WsgiApp::new(py, app).map_err(|e| BootError::Interpreter(traceback::describe(py, &e)))
+        Ok(Preloaded {
+            app: load_app(py, settings)?,
+        })
+    })
+}
+
+/// Whether this process runs Python (a preloading master).
+pub fn is_running() -> bool {
+    interpreter::is_initialized()
+}
+
+fn load_app(py: Python<'_>, settings: &Settings) -> Result<Py<PyAny>, BootError> {
+    app::load(py, &settings.app).map_err(|e| {
+        e.log(py);
+        BootError::AppLoad
     })
 }
 

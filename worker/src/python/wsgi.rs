@@ -22,6 +22,7 @@ use super::environ::EnvironBuilder;
 use super::errors::{type_name, Errors};
 use super::exchange::{Exchange, ReleaseGil};
 use super::file_wrapper::{self, FileWrapper};
+use super::hooks::Hooks;
 use super::input::Input;
 use super::start_response::StartResponse;
 use super::traceback;
@@ -32,6 +33,8 @@ use ferrocorn_protocol::pb::error::Kind as ErrorKind;
 pub struct WsgiApp {
     app: Py<PyAny>,
     environ: EnvironBuilder,
+    /// Server hooks from the config file (`pre_request`, `post_request`...).
+    hooks: Option<Hooks>,
 }
 
 /// Why a request did not complete normally.
@@ -44,13 +47,19 @@ enum Failure {
 }
 
 impl WsgiApp {
-    pub fn new(py: Python<'_>, app: Py<PyAny>) -> PyResult<WsgiApp> {
+    pub fn new(py: Python<'_>, app: Py<PyAny>, hooks: Option<Hooks>) -> PyResult<WsgiApp> {
         let errors = Bound::new(py, Errors)?.into_any();
         let file_wrapper = py.get_type::<FileWrapper>().into_any();
         Ok(WsgiApp {
             app,
             environ: EnvironBuilder::new(py, errors, file_wrapper)?,
+            hooks,
         })
+    }
+
+    /// The config file's hooks, if any.
+    pub fn hooks(&self) -> Option<&Hooks> {
+        self.hooks.as_ref()
     }
 
     fn serve(&mut self, py: Python<'_>, conn: Connection, head: RequestHead) -> Option<Connection> {
@@ -69,17 +78,46 @@ impl WsgiApp {
     ) -> Result<(), Failure> {
         let input = Bound::new(py, Input::new(exchange.clone())).map_err(Failure::App)?;
         let environ = self.environ.build(py, head, input).map_err(Failure::App)?;
-        let start_response =
-            Bound::new(py, StartResponse::new(exchange.clone())).map_err(Failure::App)?;
-        let result = self
-            .app
-            .bind(py)
-            .call1((environ, start_response))
+        let start_response = Bound::new(py, StartResponse::new(exchange.clone()))
+            .map_err(Failure::App)?
+            .into_any();
+        let Some(hooks) = self.hooks.as_ref().filter(|h| h.on_requests()) else {
+            return call_app(
+                py,
+                exchange,
+                self.app.bind(py),
+                environ.into_any(),
+                start_response,
+            );
+        };
+        let environ = environ.into_any();
+        let (seen, start_response) = hooks
+            .before_request(py, &environ, start_response)
             .map_err(Failure::App)?;
-        let sent = send_iterable(py, exchange, &result);
-        let closed = close_iterable(py, &result).map_err(Failure::App);
-        sent.and(closed)
+        let outcome = call_app(
+            py,
+            exchange,
+            self.app.bind(py),
+            environ.clone(),
+            start_response,
+        );
+        hooks.after_request(py, seen, &environ);
+        outcome
     }
+}
+
+/// `app(environ, start_response)`, its items sent, its `close()` called.
+fn call_app<'py>(
+    py: Python<'py>,
+    exchange: &Exchange,
+    app: &Bound<'py, PyAny>,
+    environ: Bound<'py, PyAny>,
+    start_response: Bound<'py, PyAny>,
+) -> Result<(), Failure> {
+    let result = app.call1((environ, start_response)).map_err(Failure::App)?;
+    let sent = send_iterable(py, exchange, &result);
+    let closed = close_iterable(py, &result).map_err(Failure::App);
+    sent.and(closed)
 }
 
 impl Handler for WsgiApp {
@@ -325,7 +363,7 @@ mod tests {
                 &CString::new(name.clone()).unwrap(),
             )
             .unwrap();
-            let app = WsgiApp::new(py, module.getattr("app").unwrap().unbind()).unwrap();
+            let app = WsgiApp::new(py, module.getattr("app").unwrap().unbind(), None).unwrap();
             (module.unbind(), app)
         });
         let (conn, mut peer) = test_pair();

@@ -1,11 +1,13 @@
 //! The master process: binds the sockets, forks the workers and keeps
-//! their number right until it is told to stop. It never starts Python.
+//! their number right until it is told to stop. It starts Python only
+//! with `--preload` (to import the app once, before forking).
 //!
 //! The loop (see [`Arbiter::run`]) waits for a signal or the 1 s tick,
 //! dispatches each signal to its `handle_*` method, reaps dead workers,
 //! kills silent ones and spawns or retires workers to meet the target.
 //! The decisions themselves live in [`super::workers`], tested without fork.
 
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
@@ -17,8 +19,10 @@ use super::heartbeat::Heartbeat;
 use super::listener::Listener;
 use super::service::{self, Identity, PidFile};
 use super::spawn::{self, WorkerBoot};
+use super::upgrade::{self, StartContext};
 use super::workers::{judge_exit, timeout_signal, Backoff, Exit, Verdict, WorkerSet, WorkerState};
 use crate::logging;
+use crate::python::{self, BootError, Preloaded};
 use crate::settings::Settings;
 use crate::signals::SignalQueue;
 
@@ -39,6 +43,14 @@ enum Stop {
 /// Starts the master: log, chdir, bind, then supervise until stopped.
 /// Returns the process exit code.
 pub fn run(settings: Settings) -> u8 {
+    let start = StartContext::capture();
+    let code = run_master(settings, start);
+    // With --preload: the app's atexit handlers, as when Gunicorn exits.
+    python::finalize();
+    code
+}
+
+fn run_master(settings: Settings, start: StartContext) -> u8 {
     if let Err(e) = logging::init(settings.log_level, &settings.error_logfile) {
         eprintln!("Error: cannot open the error log {e}");
         return 1;
@@ -63,8 +75,42 @@ pub fn run(settings: Settings) -> u8 {
         return super::check::run(&settings);
     }
     info!("Starting ferrocorn {}", env!("CARGO_PKG_VERSION"));
+    let inherited = match upgrade::take_inherited() {
+        Ok(i) => i,
+        Err(e) => {
+            error!("{e}");
+            return 1;
+        }
+    };
+    let preloaded = if settings.preload_app {
+        match python::preload(&settings) {
+            Ok(p) => Some(p),
+            Err(BootError::Interpreter(why)) => {
+                error!("cannot start Python to preload the app: {why}");
+                return 3;
+            }
+            Err(BootError::AppLoad) => {
+                info!("Reason: App failed to load.");
+                return 4;
+            }
+        }
+    } else {
+        None
+    };
     let mut listeners = Vec::new();
+    for fd in inherited.fds {
+        match Listener::adopt(fd) {
+            Ok(l) => {
+                info!("Listening at: {} ({}), inherited", l.addr(), getpid());
+                listeners.push(l);
+            }
+            Err(e) => warning!("ignoring an inherited fd that is not a listening socket: {e}"),
+        }
+    }
     for addr in &settings.bind {
+        if listeners.iter().any(|l| l.serves(addr)) {
+            continue;
+        }
         match Listener::bind(addr) {
             Ok(l) => {
                 info!("Listening at: {} ({})", l.addr(), getpid());
@@ -82,7 +128,7 @@ pub fn run(settings: Settings) -> u8 {
         listeners.iter().for_each(Listener::remove_socket_file);
         return 1;
     }
-    let _pidfile = match settings.pidfile.as_deref().map(PidFile::create).transpose() {
+    let pidfile = match settings.pidfile.as_deref().map(PidFile::create).transpose() {
         Ok(p) => p,
         Err(e) => {
             error!("{e}");
@@ -107,6 +153,12 @@ pub fn run(settings: Settings) -> u8 {
         backoff: Backoff::default(),
         pid: getpid(),
         identity,
+        preloaded,
+        spawned: 0,
+        pidfile,
+        start,
+        upgrade_child: None,
+        old_master: inherited.old_master,
     };
     arbiter.run()
 }
@@ -124,6 +176,18 @@ struct Arbiter {
     pid: Pid,
     /// Who workers become after fork (`--user`, `--group`).
     identity: Identity,
+    /// The app imported by this master (`--preload`), for every worker.
+    preloaded: Option<Preloaded>,
+    /// Workers forked so far (a worker's `age` in hooks).
+    spawned: u64,
+    pidfile: Option<PidFile>,
+    /// How this master was started, to start a new one on USR2.
+    start: StartContext,
+    /// The new master started by USR2, while it runs.
+    upgrade_child: Option<Pid>,
+    /// The master that started this one by USR2 (while it lives, this one
+    /// must not remove the socket files when stopped: a roll-back).
+    old_master: Option<Pid>,
 }
 
 impl Arbiter {
@@ -176,8 +240,9 @@ impl Arbiter {
             Signal::SIGTTIN => self.handle_ttin(),
             Signal::SIGTTOU => self.handle_ttou(),
             Signal::SIGUSR1 => self.handle_usr1(),
-            Signal::SIGUSR2 => warning!("SIGUSR2 (binary upgrade) is not supported; ignored"),
-            // SIGCHLD: the loop reaps after every wake-up. SIGWINCH: ignored.
+            Signal::SIGUSR2 => self.handle_usr2(),
+            Signal::SIGWINCH => self.handle_winch(),
+            // SIGCHLD: the loop reaps after every wake-up.
             _ => {}
         }
         None
@@ -189,6 +254,10 @@ impl Arbiter {
     /// moment without a worker ready to accept.
     fn handle_hup(&mut self) {
         info!("Hang up: Master");
+        if self.target == 0 {
+            // After WINCH (an upgrade being rolled back): workers again.
+            self.target = self.settings.workers;
+        }
         let old = self.workers.supersede_running();
         debug!("{old} workers outgoing until their replacements boot");
         self.manage_workers();
@@ -207,6 +276,65 @@ impl Arbiter {
             info!("New workers booted; stopping {} old workers", old.len());
         }
         old.into_iter().for_each(|pid| self.retire(pid));
+    }
+
+    /// USR2: start a new master from the binary on disk, handing it the
+    /// listening sockets (see [`upgrade`]). This one keeps serving.
+    fn handle_usr2(&mut self) {
+        if self.upgrade_child.is_some() {
+            warning!("USR2 ignored: a new master is already running");
+            return;
+        }
+        if self.old_master.is_some_and(|p| nix::unistd::getppid() == p) {
+            warning!("USR2 ignored: the old master still runs; stop it first");
+            return;
+        }
+        if let Some(p) = self.pidfile.as_mut() {
+            let old = with_suffix(p.path(), ".oldbin");
+            if let Err(e) = p.rename(old) {
+                error!("{e}");
+            }
+        }
+        let fds: Vec<_> = self
+            .listeners
+            .iter()
+            .map(|l| l.as_fd().as_raw_fd())
+            .collect();
+        match upgrade::spawn_new_master(&self.start, &fds, self.pid) {
+            Ok(pid) => {
+                info!("Started a new master (pid: {pid}) for a binary upgrade");
+                self.upgrade_child = Some(pid);
+            }
+            Err(e) => {
+                error!("binary upgrade failed: {e}");
+                self.restore_pidfile();
+            }
+        }
+    }
+
+    /// The new master of a USR2 upgrade exited: this one stays in charge.
+    fn upgrade_failed(&mut self, exit: Exit) {
+        error!("The new master exited ({exit:?}); this master stays in charge");
+        self.upgrade_child = None;
+        self.restore_pidfile();
+    }
+
+    fn restore_pidfile(&mut self) {
+        if let (Some(p), Some(path)) = (self.pidfile.as_mut(), self.settings.pidfile.as_ref()) {
+            if p.path() != path {
+                if let Err(e) = p.rename(path.clone()) {
+                    error!("{e}");
+                }
+            }
+        }
+    }
+
+    /// WINCH: stop every worker gracefully, keep the master and the
+    /// sockets (after USR2, the new master's workers serve). HUP brings
+    /// the workers back.
+    fn handle_winch(&mut self) {
+        info!("Gracefully stopping the workers (WINCH)");
+        self.target = 0;
     }
 
     /// TTIN: one worker more.
@@ -256,6 +384,7 @@ impl Arbiter {
                 return false;
             }
         };
+        self.spawned += 1;
         match spawn::fork() {
             Ok(Some(pid)) => {
                 self.workers.add(pid, heartbeat, Instant::now());
@@ -272,6 +401,8 @@ impl Arbiter {
                     heartbeat,
                     master: self.pid,
                     identity: self.identity,
+                    preloaded: self.preloaded.take(),
+                    age: self.spawned,
                 };
                 let queue = self
                     .signals
@@ -300,6 +431,10 @@ impl Arbiter {
                     return None;
                 }
             };
+            if self.upgrade_child == Some(pid) {
+                self.upgrade_failed(exit);
+                continue;
+            }
             let Some(worker) = self.workers.remove(pid) else {
                 continue;
             };
@@ -387,8 +522,13 @@ impl Arbiter {
     /// worker, waits for them up to `--graceful-timeout`, then kills what
     /// is left.
     fn stop_workers(&mut self, stop: Stop) {
+        // After USR2 the other master serves the same socket files.
+        let handing_over = self.upgrade_child.is_some()
+            || self.old_master.is_some_and(|p| nix::unistd::getppid() == p);
         for l in self.listeners.drain(..) {
-            l.remove_socket_file();
+            if !handing_over {
+                l.remove_socket_file();
+            }
         }
         self.signal_all(match stop {
             Stop::Graceful => Signal::SIGTERM,
@@ -429,6 +569,13 @@ impl Arbiter {
     fn signal_all(&self, sig: Signal) {
         self.workers.iter().for_each(|w| send(w.pid, sig));
     }
+}
+
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
 }
 
 /// Sends `sig` to `pid`; a worker that just died is not an error.

@@ -40,7 +40,14 @@ pub fn run(settings: &Settings) -> u8 {
         },
         Ok(None) => {
             crate::signals::restore_mask(nix::sys::signal::SigSet::empty());
-            let code = match python::boot(settings) {
+            // Only the app: server hooks are not run by a check.
+            let mut app_only = settings.clone();
+            app_only.hooks.clear();
+            let me = python::WorkerInfo {
+                master: nix::unistd::getppid().as_raw(),
+                age: 0,
+            };
+            let code = match python::boot(&app_only, None, me) {
                 Ok(app) => {
                     drop(app);
                     python::finalize();

@@ -2,8 +2,8 @@
 //! shared by all of them (each worker accepts on every listener).
 //!
 //! Sockets are non-blocking (workers poll them and race to accept), have a
-//! backlog of 2048, and stay open across `exec` (no close-on-exec), ready
-//! for a future binary upgrade.
+//! backlog of 2048, and stay open across `exec` (no close-on-exec): a
+//! USR2 binary upgrade hands them to the new master, which [`Listener::adopt`]s them.
 
 use std::fmt;
 use std::io;
@@ -70,6 +70,51 @@ impl Listener {
             fd,
             addr: addr.clone(),
         })
+    }
+
+    /// Takes over a listening socket inherited from an old master (USR2
+    /// upgrade): its address is read from the socket itself.
+    pub fn adopt(fd: OwnedFd) -> io::Result<Listener> {
+        use nix::sys::socket::{getsockname, SockaddrStorage};
+        let local: SockaddrStorage = getsockname(fd.as_raw_fd())?;
+        let addr = if let Some(unix) = local.as_unix_addr() {
+            let path = unix.path().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "an unnamed unix socket")
+            })?;
+            BindAddr::Unix(path.to_owned())
+        } else if let Some(v4) = local.as_sockaddr_in() {
+            BindAddr::Tcp {
+                host: v4.ip().to_string(),
+                port: v4.port(),
+            }
+        } else if let Some(v6) = local.as_sockaddr_in6() {
+            BindAddr::Tcp {
+                host: v6.ip().to_string(),
+                port: v6.port(),
+            }
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a unix or TCP socket",
+            ));
+        };
+        nix::fcntl::fcntl(&fd, FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
+        Ok(Listener { fd, addr })
+    }
+
+    /// Whether this listener serves `--bind` address `wanted` (an adopted
+    /// TCP listener has a numeric host).
+    pub fn serves(&self, wanted: &BindAddr) -> bool {
+        match (&self.addr, wanted) {
+            (BindAddr::Unix(a), BindAddr::Unix(b)) => a == b,
+            (BindAddr::Tcp { host, port }, BindAddr::Tcp { host: h, port: p }) if port == p => {
+                let mine: Option<std::net::IpAddr> = host.parse().ok();
+                (h.as_str(), *p)
+                    .to_socket_addrs()
+                    .is_ok_and(|mut addrs| addrs.any(|a| Some(a.ip()) == mine))
+            }
+            _ => false,
+        }
     }
 
     /// Accepts one pending connection, non-blocking; `EAGAIN` when another

@@ -7,6 +7,7 @@ pub mod heartbeat;
 pub mod listener;
 pub mod service;
 mod spawn;
+mod upgrade;
 pub mod workers;
 
 pub use arbiter::run;

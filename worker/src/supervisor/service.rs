@@ -112,6 +112,26 @@ impl PidFile {
     }
 }
 
+impl PidFile {
+    /// Moves the pidfile (USR2: `<pidfile>.oldbin` while a new master
+    /// runs; back when that one fails).
+    pub fn rename(&mut self, to: PathBuf) -> Result<(), String> {
+        std::fs::rename(&self.0, &to).map_err(|e| {
+            format!(
+                "cannot rename the pidfile {} to {}: {e}",
+                self.0.display(),
+                to.display()
+            )
+        })?;
+        self.0 = to;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
 impl Drop for PidFile {
     fn drop(&mut self) {
         // Only ours: a new master (binary upgrade) may have rewritten it.

@@ -13,7 +13,7 @@ use super::heartbeat::{Heartbeat, Pulse};
 use super::listener::Listener;
 use super::service::{self, Identity};
 use super::workers::{EXIT_APP_LOAD_ERROR, EXIT_WORKER_BOOT_ERROR};
-use crate::python::{self, BootError};
+use crate::python::{self, BootError, Preloaded, WorkerInfo};
 use crate::settings::Settings;
 use crate::signals::{self, SignalQueue};
 use crate::worker::recycle::random_u64;
@@ -28,16 +28,27 @@ pub struct WorkerBoot {
     pub master: Pid,
     /// The user and group to switch to before Python starts.
     pub identity: Identity,
+    /// The app, when the master preloaded it (`--preload`).
+    pub preloaded: Option<Preloaded>,
+    /// This worker's spawn number (`worker.age` in hooks).
+    pub age: u64,
 }
 
 /// Forks. `Some(pid)` in the master, `None` in the new worker, which
 /// starts with every signal blocked until [`signals::become_worker`].
 pub fn fork() -> nix::Result<Option<Pid>> {
     let mask = signals::block_all()?;
-    // SAFETY: the master is single-threaded (it never starts threads or
-    // Python), so the child gets a consistent copy of every lock and
-    // allocator, and may run any code, not only async-signal-safe code.
-    match unsafe { nix::unistd::fork() } {
+    // SAFETY: the master is single-threaded (it starts no threads; with
+    // --preload, fork_with_python warns if the app did), so the child gets
+    // a consistent copy of every lock and allocator, and may run any
+    // code, not only async-signal-safe code.
+    let raw_fork = || unsafe { nix::unistd::fork() };
+    let forked = if python::is_running() {
+        python::fork_with_python(raw_fork)
+    } else {
+        raw_fork()
+    };
+    match forked {
         Ok(ForkResult::Parent { child }) => {
             signals::restore_mask(mask);
             Ok(Some(child))
@@ -57,7 +68,8 @@ pub fn worker_main(boot: WorkerBoot, queue: SignalQueue) -> ! {
 }
 
 fn run_worker(boot: WorkerBoot, queue: SignalQueue) -> i32 {
-    if let Err(e) = signals::become_worker(queue) {
+    let quit_in_loop = python::wants_worker_int(&boot.settings);
+    if let Err(e) = signals::become_worker(queue, quit_in_loop) {
         error!("Worker failed to boot: cannot set up signals: {e}");
         return EXIT_WORKER_BOOT_ERROR;
     }
@@ -75,7 +87,11 @@ fn run_worker(boot: WorkerBoot, queue: SignalQueue) -> i32 {
     info!("Booting worker with pid: {}", getpid());
 
     let settings = &boot.settings;
-    let mut app = match python::boot(settings) {
+    let me = WorkerInfo {
+        master: boot.master.as_raw(),
+        age: boot.age,
+    };
+    let mut app = match python::boot(settings, boot.preloaded, me) {
         Ok(app) => app,
         Err(BootError::Interpreter(why)) => {
             error!("Worker failed to boot: {why}");
@@ -102,6 +118,11 @@ fn run_worker(boot: WorkerBoot, queue: SignalQueue) -> i32 {
         debug!("this worker retires after {max} requests");
     }
     worker::serve(&boot.listeners, &mut pulse, &config, &mut recycle, &mut app);
+    if signals::quit_requested() && python::run_worker_int(&app) {
+        python::run_worker_exit(&app);
+        return 0; // quick: no interpreter shutdown
+    }
+    python::run_worker_exit(&app);
     info!("Worker exiting (pid: {})", getpid());
     drop(app);
     python::finalize();

@@ -72,6 +72,9 @@ pub fn serve<H: Handler>(
     loop {
         let now = Instant::now();
         pulse.beat(now);
+        if signals::quit_requested() {
+            return; // quick stop: nothing more is served
+        }
         if signals::stop_requested() {
             break;
         }
