@@ -60,9 +60,14 @@ static SINK: Mutex<Sink> = Mutex::new(Sink {
 });
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 
-fn open(target: &LogTarget) -> io::Result<Option<File>> {
+/// Opens a log destination in append mode; `None` is standard error.
+pub fn open(target: &LogTarget) -> io::Result<Option<File>> {
     match target {
         LogTarget::Stderr => Ok(None),
+        LogTarget::Stdout => {
+            use std::os::fd::AsFd;
+            Ok(Some(File::from(io::stdout().as_fd().try_clone_to_owned()?)))
+        }
         LogTarget::File(path) => OpenOptions::new()
             .create(true)
             .append(true)
@@ -124,6 +129,7 @@ pub fn write_raw(bytes: &[u8]) {
 
 /// Formats and writes one line at `level`, if enabled.
 pub fn log(level: Level, args: fmt::Arguments<'_>) {
+    crate::metrics::log_line(level);
     if !enabled(level) {
         return;
     }
@@ -144,18 +150,9 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
 
 /// Local time as `2026-11-25 17:00:00 +0000`.
 fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
-        .unwrap_or(0);
-    // SAFETY: `tm` is plain data that localtime_r fully initializes when it
-    // returns non-null; both pointers are valid for the call.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&now, &mut tm).is_null() {
-            return format!("@{now}");
-        }
-        tm
+    let now = std::time::SystemTime::now();
+    let Some(tm) = local_time(now) else {
+        return format!("@{:?}", now);
     };
     let offset = tm.tm_gmtoff / 60;
     let sign = if offset < 0 { '-' } else { '+' };
@@ -170,6 +167,20 @@ fn timestamp() -> String {
         offset.abs() / 60,
         offset.abs() % 60
     )
+}
+
+/// The broken-down local time of `at` (`None` if the C library fails).
+pub fn local_time(at: std::time::SystemTime) -> Option<libc::tm> {
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as libc::time_t)
+        .unwrap_or(0);
+    // SAFETY: `tm` is plain data that localtime_r fully initializes when it
+    // returns non-null; both pointers are valid for the call.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        (!libc::localtime_r(&secs, &mut tm).is_null()).then_some(tm)
+    }
 }
 
 macro_rules! debug {

@@ -9,12 +9,17 @@
 //! - [`settings`]: every setting as data (flags, default, validator, doc);
 //!   the parser and `--help` come from that table.
 //! - [`logging`]: the error log in Gunicorn's line format.
+//! - [`access_log`]: one line per request in Gunicorn's
+//!   `access_log_format`, written by workers.
+//! - [`metrics`]: statsd (Gunicorn's names) and the master's Prometheus
+//!   endpoint, from counters shared across fork.
 //! - [`signals`]: every signal handler (master: self-pipe queue; worker:
 //!   flags).
 //! - [`supervisor`]: the master. `arbiter` (the loop and one handler per
 //!   signal), `workers` (its decisions, tested without fork), `listener`
 //!   (binding), `heartbeat` (liveness of workers), `spawn` (the fork
-//!   boundary and a worker's life).
+//!   boundary and a worker's life), `systemd` (`Type=notify`, socket
+//!   activation).
 //! - [`worker`]: the protocol side of a worker, no Python: `connection`
 //!   (framed, non-blocking socket I/O), `request_body` (the body as a
 //!   stream), `response` and `response_head` (what goes back, and how it
@@ -27,7 +32,9 @@
 
 #[macro_use]
 mod logging;
+mod access_log;
 mod config_file;
+mod metrics;
 mod python;
 mod settings;
 mod settings_compat;

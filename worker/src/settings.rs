@@ -61,6 +61,22 @@ pub struct Settings {
     /// `--user`/`--group`: what workers switch to after fork.
     pub user: Option<String>,
     pub group: Option<String>,
+    /// `--bind-mode`: permissions of unix socket files; `None` is 0660
+    /// when `--bind-group` is given, else 0666.
+    pub bind_mode: Option<u32>,
+    /// `--bind-group`: the group unix socket files are given to (nginx's).
+    pub bind_group: Option<String>,
+    /// `--access-logfile`: where workers write one line per request.
+    pub access_logfile: Option<LogTarget>,
+    /// `--access-logformat`: Gunicorn's `access_log_format`.
+    pub access_log_format: String,
+    /// `--statsd-host`: `HOST:PORT` of a statsd server (UDP).
+    pub statsd_host: Option<String>,
+    /// `--statsd-prefix`: put in front of every statsd metric name.
+    pub statsd_prefix: String,
+    /// `--metrics-bind`: `HOST:PORT` where the master serves Prometheus
+    /// metrics.
+    pub metrics_bind: Option<String>,
     /// `wsgi_app` from a config file, when no app is on the command line.
     pub wsgi_app: Option<String>,
     /// `--preload`: import the app in the master before forking workers.
@@ -97,6 +113,8 @@ impl fmt::Display for BindAddr {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
     Stderr,
+    /// `-` for the access log (Gunicorn writes it to standard output).
+    Stdout,
     File(PathBuf),
 }
 
@@ -162,8 +180,8 @@ pub static SETTINGS: &[Setting] = &[
         default: Some("127.0.0.1:8000"),
         repeatable: true,
         doc: "The socket to listen on for the nginx module: `unix:PATH` (a stale \
-              socket file is replaced; the socket is created with mode 0666 so \
-              nginx's workers can reach it) or `HOST:PORT` (IPv4, `[IPv6]` or a \
+              socket file is replaced; see `--bind-mode` and `--bind-group` for \
+              who may connect) or `HOST:PORT` (IPv4, `[IPv6]` or a \
               host name). Repeat the flag to listen on several sockets.",
         apply: |s, v| {
             if s.bind.iter().any(|b| b.to_string() == v) {
@@ -487,6 +505,138 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        name: "bind_mode",
+        flags: &["--bind-mode"],
+        meta: "MODE",
+        default: None,
+        repeatable: false,
+        doc: "Permissions of the unix socket files ferrocorn creates, in octal \
+              (`0660`). Unset: 0660 when `--bind-group` names nginx's group, \
+              else 0666 (any local user may connect, as with Gunicorn), since \
+              nginx's workers must be able to connect. Sockets handed over by \
+              systemd keep the `SocketMode=` of their unit.",
+        apply: |s, v| {
+            s.bind_mode = Some(parse_mode(v)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "bind_group",
+        flags: &["--bind-group"],
+        meta: "GROUP",
+        default: None,
+        repeatable: false,
+        doc: "Give the unix socket files to this group (name or gid): the group \
+              nginx's workers run as (`www-data` on Debian, `nginx` on Red Hat \
+              and Alpine), so a mode of 0660 lets nginx in and keeps other \
+              users out.",
+        apply: |s, v| {
+            if v.trim().is_empty() {
+                return Err("expected a group name or gid".into());
+            }
+            s.bind_group = Some(v.trim().to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "accesslog",
+        flags: &["--access-logfile"],
+        meta: "FILE",
+        default: None,
+        repeatable: false,
+        doc: "Write one line per request to this file, in `--access-logformat`; \
+              `-` is standard output. Workers write the lines; SIGUSR1 reopens \
+              the file (log rotation). Unset: no access log (nginx's has every \
+              request too).",
+        apply: |s, v| {
+            s.access_logfile = Some(match v {
+                "" => return Err("expected a file path or -".into()),
+                "-" => LogTarget::Stdout,
+                path => LogTarget::File(PathBuf::from(path)),
+            });
+            Ok(())
+        },
+    },
+    Setting {
+        name: "access_log_format",
+        flags: &["--access-logformat", "--access-log-format"],
+        meta: "FORMAT",
+        default: None,
+        repeatable: false,
+        doc: "The access log line; unset, Gunicorn's default \
+              `%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\"`. \
+              Gunicorn's atoms: `%(h)s` client \
+              address, `%(l)s` `-`, `%(u)s` user (Basic auth), `%(t)s` time, \
+              `%(r)s` request line, `%(m)s` method, `%(U)s` path, `%(q)s` query, \
+              `%(H)s` protocol, `%(s)s` status, `%(b)s`/`%(B)s` body bytes, \
+              `%(f)s` referer, `%(a)s` user agent, `%(T)s` seconds, `%(M)s` \
+              milliseconds, `%(D)s` microseconds, `%(L)s` decimal seconds, \
+              `%(p)s` worker pid, `%({name}i)s` a request header, `%({name}o)s` \
+              a response header, `%({NAME}e)s` an environment variable. \
+              Unknown atoms print `-`.",
+        apply: |s, v| {
+            crate::access_log::AccessFormat::parse(v)?;
+            s.access_log_format = v.to_owned();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "statsd_host",
+        flags: &["--statsd-host"],
+        meta: "HOST:PORT",
+        default: None,
+        repeatable: false,
+        doc: "Send Gunicorn's statsd metrics over UDP to this address: \
+              `gunicorn.requests`, `gunicorn.request.duration` (ms), \
+              `gunicorn.request.status.NNN`, `gunicorn.workers`, \
+              `gunicorn.log.critical|error|warning|exception`.",
+        apply: |s, v| {
+            if let BindAddr::Unix(_) = parse_bind(v)? {
+                return Err("expected HOST:PORT (statsd listens on UDP)".into());
+            }
+            s.statsd_host = Some(v.to_owned());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "statsd_prefix",
+        flags: &["--statsd-prefix"],
+        meta: "PREFIX",
+        default: None,
+        repeatable: false,
+        doc: "Put in front of every statsd metric name, with a dot after it \
+              (`myapp` gives `myapp.gunicorn.requests`).",
+        apply: |s, v| {
+            let v = v.trim().trim_end_matches('.');
+            if v.contains([':', '|', '@', '\n']) {
+                return Err("expected a dotted name without ':', '|' or '@'".into());
+            }
+            s.statsd_prefix = if v.is_empty() {
+                String::new()
+            } else {
+                format!("{v}.")
+            };
+            Ok(())
+        },
+    },
+    Setting {
+        name: "metrics_bind",
+        flags: &["--metrics-bind"],
+        meta: "HOST:PORT",
+        default: None,
+        repeatable: false,
+        doc: "Serve Prometheus metrics at `http://HOST:PORT/metrics` from the \
+              master: requests, latency histogram, responses by status, workers \
+              alive, worker restarts by reason. Bind it to a local address.",
+        apply: |s, v| {
+            if let BindAddr::Unix(_) = parse_bind(v)? {
+                return Err("expected HOST:PORT".into());
+            }
+            s.metrics_bind = Some(v.to_owned());
+            Ok(())
+        },
+    },
 ];
 
 impl Settings {
@@ -515,6 +665,13 @@ impl Settings {
             umask: 0,
             user: None,
             group: None,
+            bind_mode: None,
+            bind_group: None,
+            access_logfile: None,
+            access_log_format: crate::access_log::DEFAULT_FORMAT.to_owned(),
+            statsd_host: None,
+            statsd_prefix: String::new(),
+            metrics_bind: None,
             wsgi_app: None,
             preload_app: false,
             hooks: Vec::new(),
@@ -917,6 +1074,16 @@ fn parse_bool(v: &str) -> Result<bool, String> {
         "false" | "0" | "no" | "off" => Ok(false),
         _ => Err("expected true or false".into()),
     }
+}
+
+/// An octal file mode: `660`, `0660` or `0o660`.
+fn parse_mode(v: &str) -> Result<u32, String> {
+    let v = v.trim();
+    let digits = v.strip_prefix("0o").or(v.strip_prefix("0O")).unwrap_or(v);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && !digits.is_empty())
+        .ok_or_else(|| "expected an octal mode from 0 to 0777, e.g. 0660".into())
 }
 
 fn parse_count(v: &str) -> Result<u64, String> {

@@ -47,30 +47,6 @@ static REFUSED: &[Refused] = &[
         why: "ferrocorn stays in the foreground; run it under systemd (see deploy/)",
     },
     Refused {
-        name: "accesslog",
-        flags: &["--access-logfile"],
-        harmless: &[],
-        why: "not implemented yet; nginx's access_log records every request",
-    },
-    Refused {
-        name: "access_log_format",
-        flags: &["--access-logformat"],
-        harmless: &[],
-        why: "not implemented yet; nginx's log_format has the same fields",
-    },
-    Refused {
-        name: "statsd_host",
-        flags: &["--statsd-host"],
-        harmless: &[],
-        why: "metrics are not implemented yet",
-    },
-    Refused {
-        name: "statsd_prefix",
-        flags: &["--statsd-prefix"],
-        harmless: &[],
-        why: "metrics are not implemented yet",
-    },
-    Refused {
         name: "certfile",
         flags: &["--certfile"],
         harmless: &[],
@@ -253,6 +229,6 @@ mod tests {
         assert!(hook_refusal("on_starting").is_some());
         assert!(hook_refusal("post_fork").is_none() && is_worker_hook("post_fork"));
         assert_eq!(hook_refusal("my_helper"), None);
-        assert!(is_known("statsd_host") && is_known("on_exit") && !is_known("wrokers"));
+        assert!(is_known("certfile") && is_known("on_exit") && !is_known("wrokers"));
     }
 }

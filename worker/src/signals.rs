@@ -8,7 +8,7 @@
 //!   requests, except INT/QUIT, which end the worker at once (Gunicorn's
 //!   "quick" shutdown).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -74,10 +74,28 @@ impl SignalQueue {
     /// Waits up to `timeout` for signals; returns them in arrival order
     /// (two TTIN are two more workers), a burst of SIGCHLD as one.
     pub fn wait(&self, timeout: Duration) -> Vec<Signal> {
-        let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
+        self.wait_with(timeout, &[]).0
+    }
+
+    /// Like [`Self::wait`], also waking up when one of `others` (the
+    /// master's own sockets: metrics, control) is readable; the flags say
+    /// which are.
+    pub fn wait_with(
+        &self,
+        timeout: Duration,
+        others: &[BorrowedFd<'_>],
+    ) -> (Vec<Signal>, Vec<bool>) {
+        let mut fds: Vec<PollFd<'_>> = std::iter::once(self.read.as_fd())
+            .chain(others.iter().copied())
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
         let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
         // EINTR is a wake-up like any other: the byte is in the pipe.
-        let _ = poll(&mut fds, timeout);
+        let ready = match poll(&mut fds, timeout) {
+            Ok(1..) => fds[1..].iter().map(|f| f.any().unwrap_or(false)).collect(),
+            _ => vec![false; others.len()],
+        };
+        drop(fds);
         let mut signals = Vec::new();
         let mut buf = [0u8; 64];
         while let Ok(n @ 1..) = nix::unistd::read(&self.read, &mut buf) {
@@ -89,7 +107,7 @@ impl SignalQueue {
                 }
             }
         }
-        signals
+        (signals, ready)
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use ferrocorn_protocol::pb::RequestHead;
@@ -26,6 +27,8 @@ use super::hooks::Hooks;
 use super::input::Input;
 use super::start_response::StartResponse;
 use super::traceback;
+use crate::access_log::{self, RequestFacts};
+use crate::metrics;
 use crate::worker::{ConnError, Connection, Direct, Handler, WriteError};
 use ferrocorn_protocol::pb::error::Kind as ErrorKind;
 
@@ -63,11 +66,24 @@ impl WsgiApp {
     }
 
     fn serve(&mut self, py: Python<'_>, conn: Connection, head: RequestHead) -> Option<Connection> {
+        let started = Instant::now();
         let exchange = Exchange::new(conn, head.method.as_ref() == b"HEAD");
         let uri = head.uri.clone();
         let outcome = self.run(py, &exchange, &head);
-        drop(head);
-        conclude(py, &exchange, outcome, &uri)
+        let back = conclude(py, &exchange, outcome, &uri);
+        if let Ok(state) = exchange.lock() {
+            let sent = state.response.sent_head();
+            let facts = RequestFacts {
+                head: &head,
+                status: sent.map(|(status, _)| status),
+                sent: state.response.body_bytes(),
+                response_head: sent.map(|(_, fields)| fields),
+                duration: started.elapsed(),
+            };
+            access_log::write(&facts);
+            metrics::request_done(&facts);
+        }
+        back
     }
 
     fn run(
@@ -258,6 +274,7 @@ fn conclude(
             }
         },
         Err(Failure::App(err)) => {
+            crate::metrics::exception();
             error!("{}", traceback::log_message(py, &what(), &err));
             Some(traceback::describe(py, &err))
         }

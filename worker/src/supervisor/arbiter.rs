@@ -19,9 +19,11 @@ use super::heartbeat::Heartbeat;
 use super::listener::Listener;
 use super::service::{self, Identity, PidFile};
 use super::spawn::{self, WorkerBoot};
+use super::systemd::{self, Notifier};
 use super::upgrade::{self, StartContext};
 use super::workers::{judge_exit, timeout_signal, Backoff, Exit, Verdict, WorkerSet, WorkerState};
 use crate::logging;
+use crate::metrics::{self, prometheus::MetricsServer, Restart};
 use crate::python::{self, BootError, Preloaded};
 use crate::settings::Settings;
 use crate::signals::SignalQueue;
@@ -57,6 +59,17 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
     }
     for w in &settings.warnings {
         warning!("{w}");
+    }
+    if let Err(e) = crate::access_log::init(
+        settings.access_logfile.as_ref(),
+        &settings.access_log_format,
+    ) {
+        error!("cannot open the access log: {e}");
+        return 1;
+    }
+    if let Err(e) = metrics::init(&settings) {
+        error!("{e}");
+        return 1;
     }
     if let Some(dir) = &settings.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
@@ -98,6 +111,42 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
         None
     };
     let mut listeners = Vec::new();
+    let activated = match systemd::listen_fds() {
+        Ok(a) => a,
+        Err(e) => {
+            error!("{e}");
+            return 1;
+        }
+    };
+    // Socket activation (Gunicorn does the same): systemd's sockets
+    // replace --bind; their files belong to systemd.
+    let socket_activated = activated.is_some();
+    for socket in activated.into_iter().flatten() {
+        match Listener::adopt(socket.fd) {
+            Ok(l) => {
+                let name = socket.name.map(|n| format!(" {n}")).unwrap_or_default();
+                info!(
+                    "Listening at: {} ({}), from systemd{name}",
+                    l.addr(),
+                    getpid()
+                );
+                listeners.push(l);
+            }
+            Err(e) => {
+                error!("a socket from systemd (LISTEN_FDS) cannot be used: {e}");
+                return 1;
+            }
+        }
+    }
+    if socket_activated && listeners.is_empty() {
+        error!("systemd passed no sockets (LISTEN_FDS=0)");
+        return 1;
+    }
+    let binds = if socket_activated {
+        &[][..]
+    } else {
+        &settings.bind[..]
+    };
     for fd in inherited.fds {
         match Listener::adopt(fd) {
             Ok(l) => {
@@ -107,7 +156,7 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
             Err(e) => warning!("ignoring an inherited fd that is not a listening socket: {e}"),
         }
     }
-    for addr in &settings.bind {
+    for addr in binds {
         if listeners.iter().any(|l| l.serves(addr)) {
             continue;
         }
@@ -123,7 +172,7 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
             }
         }
     }
-    if let Err(e) = service::own_sockets(&settings.bind, identity) {
+    if let Err(e) = service::own_sockets(binds, identity, &settings) {
         error!("{e}");
         listeners.iter().for_each(Listener::remove_socket_file);
         return 1;
@@ -144,6 +193,21 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
             return 1;
         }
     };
+    let metrics_server = match settings.metrics_bind.as_deref().map(MetricsServer::bind) {
+        None => None,
+        Some(Ok(server)) => {
+            info!("Serving metrics at: http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        Some(Err(e)) => {
+            error!(
+                "cannot listen for metrics on {:?}: {e}",
+                settings.metrics_bind
+            );
+            listeners.iter().for_each(Listener::remove_socket_file);
+            return 1;
+        }
+    };
     let mut arbiter = Arbiter {
         target: settings.workers,
         settings,
@@ -159,6 +223,10 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
         start,
         upgrade_child: None,
         old_master: inherited.old_master,
+        notifier: Notifier::from_env(),
+        readiness: Readiness::Starting,
+        socket_activated,
+        metrics_server,
     };
     arbiter.run()
 }
@@ -188,6 +256,25 @@ struct Arbiter {
     /// The master that started this one by USR2 (while it lives, this one
     /// must not remove the socket files when stopped: a roll-back).
     old_master: Option<Pid>,
+    /// systemd's `$NOTIFY_SOCKET` (`Type=notify`), when set.
+    notifier: Option<Notifier>,
+    /// What systemd was last told.
+    readiness: Readiness,
+    /// The listeners came from systemd (`LISTEN_FDS`): their files are
+    /// systemd's, never removed here.
+    socket_activated: bool,
+    /// `--metrics-bind`: Prometheus metrics, answered from the loop.
+    metrics_server: Option<MetricsServer>,
+}
+
+/// Where the master is, as systemd hears it (`READY=1`, `RELOADING=1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    /// Until every first worker has loaded the app.
+    Starting,
+    Ready,
+    /// After HUP, until the new workers serve and the old are retired.
+    Reloading,
 }
 
 impl Arbiter {
@@ -196,7 +283,9 @@ impl Arbiter {
         loop {
             self.manage_workers();
             self.retire_replaced_workers();
-            for sig in self.queue().wait(self.tick()) {
+            self.report_readiness();
+            metrics::workers(self.workers.active());
+            for sig in self.wait_for_events() {
                 if let Some(stop) = self.dispatch(sig) {
                     return self.shutdown(stop);
                 }
@@ -205,6 +294,72 @@ impl Arbiter {
                 return self.halt(code, reason);
             }
             self.murder_workers();
+        }
+    }
+
+    /// Waits for signals (returned) or the tick, answering metrics
+    /// clients meanwhile.
+    fn wait_for_events(&mut self) -> Vec<Signal> {
+        let tick = self.tick();
+        let Some(server) = self.metrics_server.as_ref() else {
+            return self.queue().wait(tick);
+        };
+        let (signals, ready) = self.queue().wait_with(tick, &[server.as_fd()]);
+        if ready.first() == Some(&true) {
+            let gauges = self.gauges();
+            if let Some(counters) = metrics::counters() {
+                server.serve_pending(|| metrics::prometheus::render(counters, gauges));
+            }
+        }
+        signals
+    }
+
+    fn gauges(&self) -> metrics::prometheus::Gauges {
+        metrics::prometheus::Gauges {
+            workers: self.workers.iter().count(),
+            workers_booted: self.booted_running(),
+            workers_target: self.target,
+        }
+    }
+
+    /// Running workers that have loaded the app.
+    fn booted_running(&self) -> usize {
+        self.workers
+            .iter()
+            .filter(|w| w.state == WorkerState::Running && w.booted)
+            .count()
+    }
+
+    /// Tells systemd `READY=1` once the first workers (or a reload's new
+    /// workers) serve.
+    fn report_readiness(&mut self) {
+        if self.readiness == Readiness::Ready {
+            return;
+        }
+        let outgoing = !self.workers.with_state(WorkerState::Outgoing).is_empty();
+        if self.booted_running() < self.target || outgoing {
+            return;
+        }
+        let status = format!(
+            "STATUS=Serving with {} workers on {}",
+            self.target,
+            self.listeners
+                .iter()
+                .map(|l| l.addr().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let message = match self.readiness {
+            Readiness::Starting => format!("READY=1\n{status}\nMAINPID={}", self.pid),
+            _ => format!("READY=1\n{status}"),
+        };
+        self.readiness = Readiness::Ready;
+        self.notify(&message);
+    }
+
+    fn notify(&self, state: &str) {
+        if let Some(n) = &self.notifier {
+            n.notify(state);
         }
     }
 
@@ -254,6 +409,11 @@ impl Arbiter {
     /// moment without a worker ready to accept.
     fn handle_hup(&mut self) {
         info!("Hang up: Master");
+        self.readiness = Readiness::Reloading;
+        self.notify(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=Reloading: starting new workers",
+            systemd::monotonic_usec()
+        ));
         if self.target == 0 {
             // After WINCH (an upgrade being rolled back): workers again.
             self.target = self.settings.workers;
@@ -274,6 +434,7 @@ impl Arbiter {
         let old = self.workers.outgoing_to_retire(self.target);
         if !old.is_empty() {
             info!("New workers booted; stopping {} old workers", old.len());
+            old.iter().for_each(|_| metrics::restarted(Restart::Reload));
         }
         old.into_iter().for_each(|pid| self.retire(pid));
     }
@@ -341,12 +502,14 @@ impl Arbiter {
     fn handle_ttin(&mut self) {
         self.target += 1;
         info!("Number of workers: {}", self.target);
+        self.notify(&format!("STATUS=Number of workers: {}", self.target));
     }
 
     /// TTOU: one worker fewer (at least one stays).
     fn handle_ttou(&mut self) {
         self.target = (self.target - 1).max(1);
         info!("Number of workers: {}", self.target);
+        self.notify(&format!("STATUS=Number of workers: {}", self.target));
     }
 
     /// USR1: reopen the log file, and have every worker do the same.
@@ -395,6 +558,8 @@ impl Arbiter {
                 // bookkeeping (closing its siblings' heartbeats), and never
                 // come back into this loop.
                 self.workers.clear();
+                self.metrics_server = None;
+                self.notifier = None;
                 let boot = WorkerBoot {
                     settings: self.settings.clone(),
                     listeners: std::mem::take(&mut self.listeners),
@@ -460,6 +625,12 @@ impl Arbiter {
                         logging::log(level, format_args!("{message}"));
                     }
                     let clean = exit == Exit::Code(0) || worker.state == WorkerState::Retiring;
+                    match (worker.state, exit) {
+                        (WorkerState::Retiring, _) | (_, Exit::Code(0)) => {}
+                        (WorkerState::Aborted, _) => {} // counted when aborted
+                        (_, Exit::Signal(_)) => metrics::restarted(Restart::Crash),
+                        (_, Exit::Code(_)) => metrics::restarted(Restart::Exit),
+                    }
                     self.backoff
                         .record_exit(now.duration_since(worker.spawned_at), clean, now);
                 }
@@ -495,6 +666,7 @@ impl Arbiter {
             match timeout_signal(w.state, silent, timeout) {
                 Some(Signal::SIGABRT) => {
                     critical!("WORKER TIMEOUT (pid:{pid})");
+                    metrics::restarted(Restart::Timeout);
                     w.state = WorkerState::Aborted;
                     send(pid, Signal::SIGABRT);
                 }
@@ -506,6 +678,7 @@ impl Arbiter {
 
     /// Boot or app-load error: stop the other workers and exit with `code`.
     fn halt(&mut self, code: u8, reason: &str) -> u8 {
+        self.notify(&format!("STOPPING=1\nSTATUS=Stopping: {reason}"));
         self.stop_workers(Stop::Graceful);
         info!("Shutting down: Master");
         info!("Reason: {reason}");
@@ -513,6 +686,10 @@ impl Arbiter {
     }
 
     fn shutdown(&mut self, stop: Stop) -> u8 {
+        self.notify(match stop {
+            Stop::Graceful => "STOPPING=1\nSTATUS=Stopping gracefully",
+            Stop::Quick => "STOPPING=1\nSTATUS=Stopping",
+        });
         self.stop_workers(stop);
         info!("Shutting down: Master");
         0
@@ -526,7 +703,7 @@ impl Arbiter {
         let handing_over = self.upgrade_child.is_some()
             || self.old_master.is_some_and(|p| nix::unistd::getppid() == p);
         for l in self.listeners.drain(..) {
-            if !handing_over {
+            if !handing_over && !self.socket_activated {
                 l.remove_socket_file();
             }
         }

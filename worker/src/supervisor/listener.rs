@@ -159,8 +159,9 @@ fn bind_unix(path: &Path) -> io::Result<OwnedFd> {
         None,
     )?;
     bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
-    // nginx's workers (often `nobody`) must be able to connect.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    // Owner only until the master sets --bind-mode and the group
+    // (service::own_sockets), so nobody else connects in between.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     listen(&fd, Backlog::new(BACKLOG)?)?;
     Ok(fd)
 }
@@ -223,12 +224,12 @@ mod tests {
     }
 
     #[test]
-    fn unix_socket_is_world_connectable_and_replaces_a_stale_one() {
+    fn unix_socket_starts_private_and_replaces_a_stale_one() {
         let path = tmp("a.sock");
         let addr = BindAddr::Unix(path.clone());
         let first = Listener::bind(&addr).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o666);
+        assert_eq!(mode & 0o777, 0o600);
         // A live listener is "in use".
         let err = Listener::bind(&addr).unwrap_err().to_string();
         assert!(err.contains("another server"), "{err}");

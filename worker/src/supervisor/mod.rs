@@ -7,6 +7,7 @@ pub mod heartbeat;
 pub mod listener;
 pub mod service;
 mod spawn;
+pub mod systemd;
 mod upgrade;
 pub mod workers;
 

@@ -1,7 +1,7 @@
 //! Running as a system service: the umask, the pidfile, the environment
 //! from `raw_env`, and the user and group workers switch to after fork.
 
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{umask, Mode};
@@ -65,18 +65,38 @@ fn resolve_group(group: &str) -> Result<Gid, String> {
     }
 }
 
-/// Gives the unix socket files to the workers' user (Gunicorn does too).
-pub fn own_sockets(binds: &[BindAddr], who: Identity) -> Result<(), String> {
-    if who.uid.is_none() && who.gid.is_none() {
-        return Ok(());
-    }
+/// Sets the mode of the unix socket files (`--bind-mode`) and gives them
+/// to the workers' user and to `--bind-group` (else the workers' group),
+/// as Gunicorn gives them to its workers.
+pub fn own_sockets(binds: &[BindAddr], who: Identity, settings: &Settings) -> Result<(), String> {
+    let group = match settings.bind_group.as_deref() {
+        Some(g) => Some(resolve_group(g).map_err(|e| e.replace("--group", "--bind-group"))?),
+        None => who.gid,
+    };
+    let mode = socket_mode(settings);
     for bind in binds {
         if let BindAddr::Unix(path) = bind {
-            chown(path, who.uid, who.gid)
-                .map_err(|e| format!("cannot chown {}: {e}", path.display()))?;
+            if who.uid.is_some() || group.is_some() {
+                chown(path, who.uid, group)
+                    .map_err(|e| format!("cannot chown {}: {e}", path.display()))?;
+            }
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
         }
     }
     Ok(())
+}
+
+/// `--bind-mode`, or its default: 0660 when `--bind-group` names nginx's
+/// group, else 0666 (nobody but the operator knows nginx's user).
+pub fn socket_mode(settings: &Settings) -> u32 {
+    settings
+        .bind_mode
+        .unwrap_or(if settings.bind_group.is_some() {
+            0o660
+        } else {
+            0o666
+        })
 }
 
 /// In a new worker, before Python starts: group first, then user.

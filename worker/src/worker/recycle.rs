@@ -3,6 +3,8 @@
 //! passes `--max-worker-memory`. The serving loop asks after every batch of
 //! requests; a due worker stops like on SIGTERM, and the master replaces it.
 
+use crate::metrics::Restart;
+
 /// A worker's recycling limits and its count so far.
 #[derive(Debug)]
 pub struct Recycle {
@@ -13,6 +15,8 @@ pub struct Recycle {
     served: u64,
     /// Why the worker is due, once it is.
     due: Option<String>,
+    /// Which limit made it due (for the restart metrics).
+    due_limit: Option<Restart>,
 }
 
 impl Recycle {
@@ -25,6 +29,7 @@ impl Recycle {
             max_rss: (max_rss_mib > 0).then(|| max_rss_mib.saturating_mul(1 << 20)),
             served: 0,
             due: None,
+            due_limit: None,
         }
     }
 
@@ -38,6 +43,7 @@ impl Recycle {
         self.served += 1;
         if self.due.is_none() && self.max_requests.is_some_and(|max| self.served >= max) {
             self.due = Some(format!("served {} requests (--max-requests)", self.served));
+            self.due_limit = Some(Restart::MaxRequests);
         }
     }
 
@@ -53,7 +59,13 @@ impl Recycle {
                 rss >> 20,
                 max >> 20
             ));
+            self.due_limit = Some(Restart::MaxMemory);
         }
+    }
+
+    /// Which limit the worker reached, once it is due.
+    pub fn due_limit(&self) -> Option<Restart> {
+        self.due_limit
     }
 
     /// Why the worker should retire now, if it should.

@@ -103,6 +103,8 @@ pub struct ResponseWriter {
     remaining: Option<u64>,
     declared: Option<u64>,
     sent: u64,
+    /// The head as sent, for the access log and metrics.
+    sent_head: Option<PendingHead>,
 }
 
 impl ResponseWriter {
@@ -115,6 +117,7 @@ impl ResponseWriter {
             remaining: None,
             declared: None,
             sent: 0,
+            sent_head: None,
         }
     }
 
@@ -134,6 +137,16 @@ impl ResponseWriter {
         self.phase == Phase::Complete
     }
 
+    /// The status and headers sent, once the head went out.
+    pub fn sent_head(&self) -> Option<(u16, &HeadFields)> {
+        self.sent_head.as_ref().map(|h| (h.status, &h.fields))
+    }
+
+    /// Body bytes sent so far.
+    pub fn body_bytes(&self) -> u64 {
+        self.sent
+    }
+
     /// Whether the response turned out to have no body at all.
     pub fn is_bodiless(&self) -> bool {
         self.bodiless
@@ -151,6 +164,7 @@ impl ResponseWriter {
         head.fields
             .write_frame(conn.out())
             .map_err(|_| WriteError::HeadTooLarge)?;
+        let head = self.sent_head.insert(head);
         let bodiless = self.head_request
             || (100..200).contains(&head.status)
             || head.status == 204

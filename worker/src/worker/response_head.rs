@@ -73,6 +73,19 @@ impl HeadFields {
         }
     }
 
+    /// The headers, decoded again (for the access log's `%({name}o)s`).
+    pub fn headers(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        use prost::Message;
+        ferrocorn_protocol::pb::ResponseHead::decode(&self.buf[..])
+            .map(|h| {
+                h.headers
+                    .into_iter()
+                    .map(|h| (h.name.to_vec(), h.value.to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Appends the whole frame (length prefix first) to `out`.
     pub fn write_frame(&self, out: &mut Vec<u8>) -> Result<(), FrameError> {
         let payload = 1 + varint_len(self.buf.len() as u64) + self.buf.len();

@@ -80,6 +80,9 @@ pub fn serve<H: Handler>(
         }
         if let Some(why) = recycle.due() {
             info!("Autorestarting worker after current request: {why}");
+            if let Some(limit) = recycle.due_limit() {
+                crate::metrics::restarted(limit);
+            }
             break;
         }
         if now.duration_since(last_check) >= BEAT_INTERVAL {
@@ -92,6 +95,9 @@ pub fn serve<H: Handler>(
         if signals::take_reopen_request() {
             if let Err(e) = logging::reopen() {
                 error!("cannot reopen the error log: {e}");
+            }
+            if let Err(e) = crate::access_log::reopen() {
+                error!("cannot reopen the access log: {e}");
             }
         }
         idle.retain(|c| {
