@@ -7,8 +7,10 @@
 #                                                        its load_module snippet, linked from
 #                                                        /etc/nginx/modules-enabled/ by postinst as
 #                                                        Debian's libnginx-mod-* packages do
-#   /lib/systemd/system/ferrocorn@.service               one instance per app: ferrocorn@NAME
-#   /etc/ferrocorn/example.env                           an instance's settings (copy to NAME.env)
+#   /lib/systemd/system/ferrocorn@.service               one instance per app: ferrocorn@NAME (Type=notify)
+#   /lib/systemd/system/ferrocorn@.socket                its socket, /run/ferrocorn/NAME.sock, held by
+#                                                        systemd (socket activation; root:www-data 0660)
+#   /etc/ferrocorn/example.conf.py                       an instance's settings (copy to NAME.conf.py)
 #   /usr/share/doc/ferrocorn/examples/nginx-site.conf    a sample site
 #   a `ferrocorn` system user (postinst)
 #
@@ -58,41 +60,10 @@ else
     with_module=0
 fi
 
-install -D -m 644 /dev/stdin "$STAGE/lib/systemd/system/ferrocorn@.service" <<'EOF'
-[Unit]
-Description=Ferrocorn WSGI server for %i
-Documentation=file:///usr/share/doc/ferrocorn/README.md
-After=network.target
-Before=nginx.service
-
-[Service]
-Type=simple
-User=ferrocorn
-Group=www-data
-# /run/ferrocorn: 0750 ferrocorn:www-data, so nginx's workers reach the socket and nobody else does.
-RuntimeDirectory=ferrocorn
-RuntimeDirectoryMode=0750
-RuntimeDirectoryPreserve=yes
-# Settings of this instance: APP (MODULE:APP, required) and FERROCORN_ARGS (any other options).
-EnvironmentFile=/etc/ferrocorn/%i.env
-ExecStart=/usr/bin/ferrocorn --bind unix:/run/ferrocorn/%i.sock $FERROCORN_ARGS $APP
-ExecReload=/bin/kill -HUP $MAINPID
-KillSignal=SIGTERM
-TimeoutStopSec=40
-Restart=on-failure
-# Exit codes 3 (a worker failed to boot) and 4 (the app failed to load) need a fix, not a restart loop.
-RestartPreventExitStatus=3 4
-
-[Install]
-WantedBy=multi-user.target
-EOF
-
-install -D -m 644 /dev/stdin "$STAGE/etc/ferrocorn/example.env" <<'EOF'
-# Settings of the ferrocorn@NAME service: copy this file to /etc/ferrocorn/NAME.env,
-# then `systemctl enable --now ferrocorn@NAME`. The socket is /run/ferrocorn/NAME.sock.
-APP=myproject.wsgi:application
-FERROCORN_ARGS=--chdir /srv/myproject --virtualenv /srv/myproject/venv --workers 4 --timeout 30
-EOF
+# The units and the example settings are deploy/'s, tested by tests/test_service.py.
+install -D -m 644 "$ROOT/deploy/ferrocorn@.service" "$STAGE/lib/systemd/system/ferrocorn@.service"
+install -D -m 644 "$ROOT/deploy/ferrocorn@.socket" "$STAGE/lib/systemd/system/ferrocorn@.socket"
+install -D -m 644 "$ROOT/deploy/example.conf.py" "$STAGE/etc/ferrocorn/example.conf.py"
 
 install -D -m 644 /dev/stdin "$STAGE/usr/share/doc/ferrocorn/examples/nginx-site.conf" <<'EOF'
 # /etc/nginx/sites-available/myproject: the app of ferrocorn@myproject.
@@ -116,7 +87,7 @@ if [ -d "$ROOT/docs" ]; then
 fi
 
 cat > "$STAGE/DEBIAN/conffiles" <<'EOF'
-/etc/ferrocorn/example.env
+/etc/ferrocorn/example.conf.py
 EOF
 
 cat > "$STAGE/DEBIAN/postinst" <<EOF
@@ -174,8 +145,8 @@ Homepage: https://example.invalid/ferrocorn
 Description: WSGI application server behind nginx, written in Rust
  Ferrocorn serves Python WSGI apps behind nginx: an nginx module talks a
  compact binary protocol to a pre-fork supervisor whose workers embed
- CPython 3.11. Gunicorn's command-line options; one systemd instance per
- app (ferrocorn@NAME).
+ CPython 3.11. Gunicorn's command-line options and config files; one
+ socket-activated systemd instance per app (ferrocorn@NAME).
 EOF
 
 mkdir -p "$(dirname "$OUT")"
