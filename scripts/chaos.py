@@ -2,116 +2,30 @@
 
 Run through scripts/chaos.sh. Each scenario runs a bounded client loop
 (threads, keep-alive, loopback only) while it injects one fault, counts
-requests sent / succeeded / failed by status, and the figures go to
-bench/reliability.md. The processes are the ones the e2e suite uses
-(tests/servers.py); the app is tests/apps/hostile.py.
+requests sent / succeeded / failed by status, and its row is merged into
+bench/reliability.md. Faults on processes (2-6, 8) are here; the life cycle
+ones (HUP, failover, TERM, keep-alive boundary, POST replay, --preload,
+soak: 1, 7, 9-13) in chaos_lifecycle.py; load and stacks in chaos_harness.py.
 """
 
-import http.client
+import argparse
 import os
 import random
+import re
 import shutil
 import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import Ferrocorn, Nginx, free_port, wait_until  # noqa: E402
-
-LOCATIONS = """\
-        location / {{
-            ferrocorn_pass unix:{sock};
-            ferrocorn_read_timeout 3s;
-        }}
-"""
-
-WORKERS = 4
-
-
-class Load:
-    """Client threads GETting `path` through nginx until stopped."""
-
-    def __init__(self, port, path="/ok", threads=4):
-        self.port = port
-        self.path = path
-        self.statuses = Counter()
-        self.stop_flag = threading.Event()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
-
-    def run(self):
-        conn = None
-        while not self.stop_flag.is_set():
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                conn.request("GET", self.path)
-                response = conn.getresponse()
-                body = response.read()
-                ok = response.status == 200 and body.startswith(b"ok ")
-                self.statuses[response.status if ok or response.status != 200 else "200-bad-body"] += 1
-                if response.getheader("Connection", "").lower() == "close":
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException) as e:
-                self.statuses["error:%s" % type(e).__name__] += 1
-                conn = None
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_flag.set()
-        for t in self.threads:
-            t.join(timeout=60)
-
-    def figures(self):
-        sent = sum(self.statuses.values())
-        ok = self.statuses.get(200, 0)
-        failed = {str(k): v for k, v in sorted(self.statuses.items(), key=str) if k != 200}
-        return sent, ok, failed
-
-
-def one_request(port, path, timeout=60):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    except (OSError, http.client.HTTPException) as e:
-        return "error:%s" % type(e).__name__
-    finally:
-        conn.close()
-
-
-def fd_count(pids):
-    return {pid: len(os.listdir("/proc/%d/fd" % pid)) for pid in pids}
-
-
-class Stack:
-    def __init__(self, work, extra_args=()):
-        self.work = work
-        self.ferrocorn = Ferrocorn(work, "chaos", "hostile:app", workers=WORKERS, extra_args=list(extra_args))
-        self.nginx = Nginx(work, "nginx", free_port(), LOCATIONS.format(sock=self.ferrocorn.sock))
-
-    def __enter__(self):
-        self.ferrocorn.start().wait_ready()
-        self.nginx.start().wait_ready()
-        wait_until(lambda: len(self.ferrocorn.worker_pids()) == WORKERS, 30)
-        return self
-
-    def __exit__(self, *exc):
-        self.nginx.stop()
-        self.ferrocorn.stop()
+import chaos_lifecycle  # noqa: E402
+from chaos_harness import ROOT, WORKERS, Load, Stack, fd_count, make_workdir, one_request, restart  # noqa: E402
+from servers import wait_until  # noqa: E402
 
 
 def scenario_kill_worker(work, seconds=20):
@@ -222,16 +136,7 @@ def scenario_supervisor_restart(work, down=2.0):
         time.sleep(max(0, down - (time.monotonic() - killed_at)))
         stale = s.ferrocorn.sock.exists()
         s.ferrocorn.proc = None
-        # Restart without removing the stale socket file ourselves.
-        env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-        import subprocess
-
-        out = open(s.ferrocorn.stderr.path, "ab")
-        s.ferrocorn.proc = subprocess.Popen(
-            s.ferrocorn.command(), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        out.close()
-        bound = wait_until(s.ferrocorn.answers, 30, 0.01)
+        bound = restart(s.ferrocorn)  # the stale socket file stays in place
         back_after = time.monotonic() - killed_at
         time.sleep(3)
         after = Counter()
@@ -279,33 +184,88 @@ def scenario_client_aborts(work, rounds=20):
     }
 
 
-PENDING = [
-    "1. HUP every second for 30 s (needs HUP reload in the supervisor)",
-    "7. two supervisors in one upstream, one killed: failover (needs a two-supervisor setup in this script)",
-    "9. graceful stop (TERM) under load: every accepted request completes",
-    "10. keepalive idle-timeout race between nginx and the supervisor",
-    "11. no replay of non-idempotent requests across failover/restarts (POST counter)",
-    "12. --preload with a thread holding the import/logging lock while 100 workers fork (needs --preload)",
-    "13. 10-minute mixed-load soak with recycling: RSS and fd counts flat",
-]
+# Every scenario of issue 7, by key: what it is, for the "Pending" list
+# while no figure exists.
+DESCRIPTIONS = {
+    "1": "HUP every second for 30 s",
+    "2": "SIGKILL of a random worker every second",
+    "3": "an endpoint that hangs forever",
+    "4": "an endpoint that segfaults",
+    "5": "an endpoint that leaks memory, --max-worker-memory",
+    "6": "supervisor SIGKILLed and restarted on the stale socket",
+    "7": "two supervisors in one upstream, one killed: failover",
+    "8": "client aborts mid-upload and mid-download",
+    "9": "graceful stop (TERM) under load: every accepted request completes",
+    "10": "keep-alive idle-timeout race between nginx and the supervisor",
+    "11": "no replay of non-idempotent requests across failover/restarts (POST counter)",
+    "12": "--preload with a thread holding the import/logging lock while 100 workers fork "
+    "(runs once `ferrocorn --help` lists --preload)",
+    "13": "10-minute mixed-load soak with recycling: RSS and fd counts flat",
+}
+
+TABLE_HEAD = "| scenario | sent | succeeded | failed (by status) | notes |"
+
+
+def row_key(scenario):
+    """'9a. graceful...' -> '9a'; sorts as (9, 'a')."""
+    return scenario.split(".", 1)[0].strip()
+
+
+def sort_key(key):
+    m = re.match(r"(\d+)(.*)", key)
+    return (int(m.group(1)), m.group(2)) if m else (999, key)
+
+
+def read_report(path):
+    """Rows and details sections of an existing report, by scenario key."""
+    rows, details = {}, {}
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return rows, details
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith(TABLE_HEAD) and not line.startswith("|---"):
+            rows[row_key(line[2:])] = line
+    if "\n## Details\n" in text:
+        part = text.split("\n## Details\n", 1)[1].split("\n## ", 1)[0]
+        for section in part.split("\n### ")[1:]:
+            details[row_key(section)] = "### " + section.strip()
+    return rows, details
 
 
 def write_report(results, path):
+    """Merge this run's rows into the report: scenarios not run keep their figures."""
+    rows, details = read_report(path)
+    for r in results:
+        key = row_key(r["scenario"])
+        failed = ", ".join("%s: %s" % kv for kv in r["failed"].items()) or "0"
+        rows[key] = "| %s | %s | %s | %s | %s |" % (r["scenario"], r["sent"], r["ok"], failed, r["notes"])
+        if r.get("details"):
+            details[key] = "### " + r["details"].strip()
+        else:
+            details.pop(key, None)
     lines = [
         "# Reliability under faults",
         "",
-        "Written by `scripts/chaos.sh` (driver `scripts/chaos.py`): real nginx + module + ferrocorn on this",
-        "machine, %d workers, client threads with keep-alive on loopback, app `tests/apps/hostile.py`." % WORKERS,
-        "Generated %s." % time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "Written by `scripts/chaos.sh` (driver `scripts/chaos.py`, scenarios in `scripts/chaos.py` and",
+        "`scripts/chaos_lifecycle.py`): real nginx + module + ferrocorn on this machine (2 shared cores),",
+        "%d workers unless said otherwise, client threads with keep-alive on loopback, app" % WORKERS,
+        "`tests/apps/faults.py` (`hostile.py` plus `/slow` and a POST counter). Each row is the latest run",
+        "of that scenario; last written %s." % time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "",
-        "| scenario | sent | succeeded | failed (by status) | notes |",
+        TABLE_HEAD,
         "|---|---|---|---|---|",
     ]
-    for r in results:
-        failed = ", ".join("%s: %s" % kv for kv in r["failed"].items()) or "0"
-        lines.append("| %s | %s | %s | %s | %s |" % (r["scenario"], r["sent"], r["ok"], failed, r["notes"]))
-    lines += ["", "## Pending", "", "Not run yet (the feature or the harness is not there yet):", ""]
-    lines += ["- %s" % p for p in PENDING]
+    lines += [rows[k] for k in sorted(rows, key=sort_key)]
+    have = {re.match(r"\d+", k).group(0) for k in rows if re.match(r"\d+", k)}
+    pending = [k for k in sorted(DESCRIPTIONS, key=int) if k not in have]
+    if pending:
+        lines += ["", "## Pending", "", "Not run yet (the feature or the harness is not there yet):", ""]
+        lines += ["- %s. %s" % (k, DESCRIPTIONS[k]) for k in pending]
+    if details:
+        lines += ["", "## Details", ""]
+        for k in sorted(details, key=sort_key):
+            lines += [details[k], ""]
     lines += [
         "",
         "## Fuzzing",
@@ -315,38 +275,61 @@ def write_report(results, path):
         "the fixes in protocol/src/response_stream.rs (see git log).",
         "",
     ]
-    Path(path).write_text("\n".join(lines))
+    text = "\n".join(lines)
+    old = Path(path).read_text() if Path(path).exists() else ""
+    if "\n## Request corpus" in old:  # written by hand from tests/test_request_corpus.py; kept
+        text += "\n## Request corpus" + old.split("\n## Request corpus", 1)[1]
+    Path(path).write_text(text)
 
 
 SCENARIOS = {
+    "hup": chaos_lifecycle.scenario_hup,
     "kill_worker": scenario_kill_worker,
     "hang": scenario_hang,
     "segfault": scenario_segfault,
     "leak": scenario_leak,
     "supervisor_restart": scenario_supervisor_restart,
+    "failover": chaos_lifecycle.scenario_failover,
     "client_aborts": scenario_client_aborts,
+    "term_pair": chaos_lifecycle.scenario_term_pair,
+    "term_single": chaos_lifecycle.scenario_term_single,
+    "keepalive": chaos_lifecycle.scenario_keepalive,
+    "no_replay": chaos_lifecycle.scenario_no_replay,
+    "preload": chaos_lifecycle.scenario_preload,
+    "soak": chaos_lifecycle.scenario_soak,
 }
 
 
 def main():
-    names = sys.argv[1:] or list(SCENARIOS)
+    parser = argparse.ArgumentParser(description="Faults under load; figures merged into bench/reliability.md.")
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="run only these: %s" % " ".join(SCENARIOS))
+    parser.add_argument("--soak-minutes", type=float, default=2.0, help="length of the soak (13); issue 7 asks 10")
+    parser.add_argument("--report", default=str(ROOT / "bench" / "reliability.md"), help="the report to merge into")
+    args = parser.parse_args()
+    unknown = [n for n in args.scenarios if n not in SCENARIOS]
+    if unknown:
+        parser.error("unknown scenario %s; known: %s" % (", ".join(unknown), " ".join(SCENARIOS)))
+    options = {"soak": {"minutes": args.soak_minutes}}
     base = Path(tempfile.mkdtemp(prefix="ferrocorn-chaos-", dir="/tmp"))
     os.chmod(base, 0o755)
     results = []
+    started = time.monotonic()
     try:
-        for name in names:
-            work = base / name
-            work.mkdir(mode=0o755)
-            os.chmod(work, 0o755)
+        for name in args.scenarios or list(SCENARIOS):
             print("==> %s" % name, flush=True)
-            result = SCENARIOS[name](work)
-            print("    %s" % result, flush=True)
-            results.append(result)
+            t0 = time.monotonic()
+            out = SCENARIOS[name](make_workdir(base, name), **options.get(name, {}))
+            for result in out if isinstance(out, list) else [out] if out else []:
+                print("    %s" % result, flush=True)
+                results.append(result)
+            if not out:
+                print("    skipped (the feature is not there)", flush=True)
+            print("    %.0f s" % (time.monotonic() - t0), flush=True)
     finally:
         if not os.environ.get("FERROCORN_KEEP_TMP"):
             shutil.rmtree(base, ignore_errors=True)
-    write_report(results, ROOT / "bench" / "reliability.md")
-    print("wrote bench/reliability.md")
+        write_report(results, args.report)
+    print("merged %d rows into %s in %.0f s" % (len(results), args.report, time.monotonic() - started))
 
 
 if __name__ == "__main__":
