@@ -46,13 +46,23 @@ strip --strip-unneeded "$STAGE/usr/bin/ferrocorn" 2>/dev/null || true
 depends="libc6, libpython3.11 (>= 3.11.2), adduser"
 if [ -f "$MODULE" ]; then
     install -D -m 644 "$MODULE" "$STAGE/usr/lib/nginx/modules/ngx_http_ferrocorn_module.so"
+    strip --strip-unneeded "$STAGE/usr/lib/nginx/modules/ngx_http_ferrocorn_module.so" 2>/dev/null || true
     install -d "$STAGE/usr/share/nginx/modules-available"
-    echo "load_module modules/ngx_http_ferrocorn_module.so;" \
+    # An absolute path (Debian's own snippets say modules/..., relative to
+    # nginx's prefix): the snippet also works for `nginx -p DIR`.
+    echo "load_module /usr/lib/nginx/modules/ngx_http_ferrocorn_module.so;" \
         > "$STAGE/usr/share/nginx/modules-available/mod-http-ferrocorn.conf"
     # Debian's nginx provides nginx-abi-<upstream version>-<abi revision>; the
-    # module is only good for the one it was built against.
-    abi=$(apt-cache show nginx 2>/dev/null | sed -n 's/^Provides:.*\(nginx-abi-[0-9.]*-[0-9]*\).*/\1/p' | head -n1)
-    [ -n "$abi" ] || die "cannot tell Debian's nginx ABI (apt-cache show nginx: no nginx-abi-* in Provides)"
+    # module is only good for the one it was built against: the installed
+    # nginx whose source build-system-nginx.sh used (not apt's candidate,
+    # which may be a different version).
+    installed=$(dpkg-query -W -f='${Version}' nginx 2>/dev/null || true)
+    [ -n "$installed" ] || die "Debian's nginx is not installed: the module's nginx ABI is unknown"
+    built_for=$(cat "$ROOT/target/system-nginx/src.version" 2>/dev/null || true)
+    [ -z "$built_for" ] || [ "$built_for" = "$installed" ] \
+        || die "$MODULE was built for nginx $built_for but $installed is installed: run scripts/build-system-nginx.sh"
+    abi=$(dpkg-query -W -f='${Provides}' nginx | grep -o 'nginx-abi-[0-9.]*-[0-9]*' | head -n1)
+    [ -n "$abi" ] || die "cannot tell Debian's nginx ABI (dpkg-query: no nginx-abi-* in nginx's Provides)"
     depends="$depends, $abi"
     with_module=1
 else
@@ -122,8 +132,14 @@ case "$1" in
 esac
 if [ "$1" = purge ]; then
     rmdir /etc/ferrocorn 2>/dev/null || true
+    # The module's default ferrocorn_temp_path under Debian's nginx prefix,
+    # made by nginx at start (as nginx-common's purge removes /var/lib/nginx).
+    rm -rf /usr/share/nginx/ferrocorn_temp
     if getent passwd ferrocorn >/dev/null; then
         deluser --quiet --system ferrocorn >/dev/null 2>&1 || true
+    fi
+    if getent group ferrocorn >/dev/null; then
+        delgroup --quiet --system --only-if-empty ferrocorn >/dev/null 2>&1 || true
     fi
 fi
 exit 0
