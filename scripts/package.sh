@@ -132,9 +132,9 @@ case "$1" in
 esac
 if [ "$1" = purge ]; then
     rmdir /etc/ferrocorn 2>/dev/null || true
-    # The module's default ferrocorn_temp_path under Debian's nginx prefix,
-    # made by nginx at start (as nginx-common's purge removes /var/lib/nginx).
-    rm -rf /usr/share/nginx/ferrocorn_temp
+    # The module's default ferrocorn_temp_path beside Debian's uwsgi temp
+    # path, made by nginx at start (nginx-common's purge removes the others).
+    rm -rf /var/lib/nginx/ferrocorn
     if getent passwd ferrocorn >/dev/null; then
         deluser --quiet --system ferrocorn >/dev/null 2>&1 || true
     fi

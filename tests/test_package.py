@@ -47,8 +47,8 @@ SNIPPET = Path("/usr/share/nginx/modules-available/mod-http-ferrocorn.conf")
 ENABLED = Path("/etc/nginx/modules-enabled/50-mod-http-ferrocorn.conf")
 MODULE = Path("/usr/lib/nginx/modules/ngx_http_ferrocorn_module.so")
 SAMPLE_SITE = Path("/usr/share/doc/ferrocorn/examples/nginx-site.conf")
-# The module's default temp path under Debian's prefix (made by any nginx start).
-DEFAULT_TEMP = Path("/usr/share/nginx/ferrocorn_temp")
+# The module's default temp path beside Debian's uwsgi one (made by any nginx start).
+DEFAULT_TEMP = Path("/var/lib/nginx/ferrocorn")
 # Instance names of this test: a leftover process of a failed run is found by it.
 INSTANCE_PREFIX = "pkgtest-"
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")

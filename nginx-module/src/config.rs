@@ -305,10 +305,22 @@ fn merge(cf: &mut ngx_conf_t, prev: &mut LocConf, conf: &mut LocConf) -> Result<
         u.next_upstream = (NGX_CONF_BITMASK_SET | NGX_HTTP_UPSTREAM_FT_OFF) as ngx_uint_t;
     }
 
-    // Where response bodies too large for the buffers are spooled, relative
-    // to the prefix, with uwsgi's 1:2 directory levels.
+    // Where response bodies too large for the buffers are spooled: beside
+    // the uwsgi temp path this nginx was configured with, with uwsgi's 1:2
+    // directory levels.
+    let default_temp = crate::merge::DEFAULT_TEMP_PATH.get_or_init(|| {
+        // NUL-terminated: nginx passes an absolute name to mkdir() as is.
+        let mut path =
+            crate::merge::default_temp_path(ngx::ffi::NGX_HTTP_UWSGI_TEMP_PATH.to_bytes());
+        path.push(0);
+        path
+    });
     let mut temp_path = ngx_path_init_t {
-        name: ngx_string!("ferrocorn_temp"),
+        name: ngx_str_t {
+            len: default_temp.len() - 1,
+            // nginx only reads the name; the static outlives every cycle.
+            data: default_temp.as_ptr().cast_mut(),
+        },
         level: [1, 2, 0],
     };
     // SAFETY: cf is live; the path fields belong to these confs; nginx only

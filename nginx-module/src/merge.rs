@@ -74,9 +74,33 @@ pub fn merge_bitmask(conf: &mut ngx_uint_t, prev: ngx_uint_t, default: ngx_uint_
     }
 }
 
+/// The default `ferrocorn_temp_path`, NUL-terminated, computed once per process.
+pub static DEFAULT_TEMP_PATH: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// `ferrocorn_temp_path`'s default, derived from nginx's configured
+/// `--http-uwsgi-temp-path`: the same directory with `ferrocorn` as the last
+/// component (Debian: `/var/lib/nginx/uwsgi` → `/var/lib/nginx/ferrocorn`),
+/// or `ferrocorn_temp` under the prefix when uwsgi's is the relative default.
+pub fn default_temp_path(uwsgi_temp: &[u8]) -> Vec<u8> {
+    match uwsgi_temp.iter().rposition(|&b| b == b'/') {
+        Some(slash) => [&uwsgi_temp[..=slash], b"ferrocorn"].concat(),
+        None => b"ferrocorn_temp".to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_path_sits_beside_the_configured_uwsgi_one() {
+        assert_eq!(default_temp_path(b"uwsgi_temp"), b"ferrocorn_temp");
+        assert_eq!(
+            default_temp_path(b"/var/lib/nginx/uwsgi"),
+            b"/var/lib/nginx/ferrocorn"
+        );
+        assert_eq!(default_temp_path(b"/uwsgi"), b"/ferrocorn");
+    }
 
     #[test]
     fn merge_prefers_own_then_parent_then_default() {
