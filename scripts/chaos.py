@@ -306,6 +306,9 @@ def main():
     parser.add_argument("--soak-minutes", type=float, default=2.0, help="length of the soak (13); issue 7 asks 10")
     parser.add_argument("--report", default=str(ROOT / "bench" / "reliability.md"), help="the report to merge into")
     args = parser.parse_args()
+    # TERM/HUP unwind like Ctrl-C: every `with` stops the servers it started.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_, s=sig: sys.exit(128 + s))
     unknown = [n for n in args.scenarios if n not in SCENARIOS]
     if unknown:
         parser.error("unknown scenario %s; known: %s" % (", ".join(unknown), " ".join(SCENARIOS)))

@@ -165,16 +165,15 @@ KEEPALIVE_LOCATIONS = """\
 """
 
 
-def boundary_client(port, offsets, keep_alive, ids):
+def boundary_client(port, plan, keep_alive, ids):
     """One client, so nginx's pool holds one connection to the one worker:
-    after each response it waits keep_alive + offset, then sends (GET and
-    POST alternately), i.e. nginx reuses a connection idle for just about the
-    worker's --keep-alive. Returns {method: Counter(status)}."""
+    for each (offset, method) of the plan it waits keep_alive + offset after
+    the last response, then sends, i.e. nginx reuses a connection idle for
+    just about the worker's --keep-alive. Returns {method: Counter(status)}."""
     out = {"GET": Counter(), "POST": Counter()}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    for i, offset in enumerate(offsets):
+    for i, (offset, method) in enumerate(plan):
         time.sleep(max(0.0, keep_alive + offset))
-        method = "GET" if i % 2 == 0 else "POST"
         rid = "ka-%d-%d" % (port, i)
         try:
             if method == "GET":
@@ -195,7 +194,7 @@ def boundary_client(port, offsets, keep_alive, ids):
     return out
 
 
-def keepalive_variant(work, worker_keepalive, nginx_timeout, offsets):
+def keepalive_variant(work, worker_keepalive, nginx_timeout, plan):
     """One stack (1 worker, nginx `keepalive 1`), one boundary client."""
     counter = work / "counter.log"
     counter.touch()
@@ -210,7 +209,7 @@ def keepalive_variant(work, worker_keepalive, nginx_timeout, offsets):
     )
     ids = []
     with stack as s:
-        by_method = boundary_client(s.nginx.port, offsets, worker_keepalive, ids)
+        by_method = boundary_client(s.nginx.port, plan, worker_keepalive, ids)
         errors = s.nginx.error_log.text()
     counted = Counter(line.split()[0] for line in counter.read_text().splitlines() if line.strip())
     failed_posts_counted = sum(1 for rid, st in ids if st != 200 and counted.get(rid))
@@ -218,12 +217,12 @@ def keepalive_variant(work, worker_keepalive, nginx_timeout, offsets):
     return by_method, lines, failed_posts_counted
 
 
-def scenario_keepalive(base, stacks=4, span_ms=30):
+def scenario_keepalive(base, stacks=4, span_ms=15, rounds=6):
     """The supervisor's idle timeout (--keep-alive) against nginx's upstream
     keepalive_timeout, at the boundary: a client per stack reuses the one
     pooled connection after exactly the worker's idle time, offset from
-    -span_ms to +span_ms in 1 ms steps (spread over `stacks` stacks per
-    setting, all running at once)."""
+    -span_ms to +span_ms in 1 ms steps, `rounds` times (spread over `stacks`
+    stacks per setting, all running at once)."""
     variants = [
         ("10a", 1, "1s", "--keep-alive 1, nginx keepalive_timeout 1s (equal)"),
         ("10b", 1, None, "--keep-alive 1, nginx keepalive_timeout default 60s (the worker closes first)"),
@@ -236,7 +235,11 @@ def scenario_keepalive(base, stacks=4, span_ms=30):
         # For 10c the boundary that matters is nginx's 1 s: pace around it.
         pace = offsets if worker_ka == 1 else [o - 1 for o in offsets]
         work = make_workdir(base, "%s-%d" % (key, n))
-        runs[key, n] = keepalive_variant(work, worker_ka, nginx_timeout, pace[n::stacks] * 2)
+        share = pace[n::stacks]
+        # Every offset gets GETs and POSTs: the method alternates along the
+        # offsets and flips each round.
+        plan = [(o, ("GET", "POST")[(j + r) % 2]) for r in range(rounds) for j, o in enumerate(share)]
+        runs[key, n] = keepalive_variant(work, worker_ka, nginx_timeout, plan)
 
     threads = [
         threading.Thread(target=run, args=(k, n, w, t)) for k, w, t, _ in variants for n in range(stacks)
@@ -265,16 +268,16 @@ def scenario_keepalive(base, stacks=4, span_ms=30):
         notes = "GET %s, POST %s; upstream errors in nginx's log: %s (a GET hit by one is retried); failed POSTs " \
             "the app did run: %d" % (dict(by_method["GET"]), dict(by_method["POST"]), dict(kinds) or "none", failed_counted)
         r = result(
-            "%s. keep-alive boundary: %s; requests reuse the pooled connection %d..+%d ms around the idle limit"
-            % (key, label, -span_ms, span_ms),
+            "%s. keep-alive boundary: %s; requests reuse the pooled connection %d..+%d ms around the idle limit "
+            "(%d times each)" % (key, label, -span_ms, span_ms, rounds),
             by_method["GET"] + by_method["POST"],
             notes,
         )
         if lines:
-            details.append("%s, nginx error lines (first 3):\n\n```\n%s\n```" % (key, "\n".join(lines[:3])))
+            details.append("%s, first 3:\n\n```\n%s\n```" % (key, "\n".join(lines[:3])))
         out.append(r)
     if details:
-        out[0]["details"] = "10, keep-alive boundary: " + "\n\n".join(details)
+        out[0]["details"] = "10a. keep-alive boundary: nginx's error lines\n\n" + "\n\n".join(details)
     return out
 
 
@@ -503,7 +506,7 @@ def scenario_soak(work, minutes=2.0, sample_every=30):
         "13. soak: %.0f min of mixed load with --max-requests recycling" % minutes,
         load.statuses,
         notes,
-        "13, samples every %d s:\n\n%s" % (sample_every, "\n".join(rows)),
+        "13. soak: samples every %d s\n\n%s" % (sample_every, "\n".join(rows)),
     )
 
 
