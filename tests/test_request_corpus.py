@@ -91,9 +91,7 @@ NGINX_REFUSES_VALID = {
 }
 
 # Differences that are bugs, each with its own failing test below.
-KNOWN_BUGS = {
-    "padding_01": "HTAB around a header value reaches the app (test_tabs_around_a_header_value_are_not_part_of_it)",
-}
+KNOWN_BUGS: dict = {}
 
 # Headers nginx consumes on the way (hop-by-hop) instead of passing them on.
 HOP_BY_HOP = {"CONNECTION", "KEEP-ALIVE", "TRANSFER-ENCODING", "TE", "UPGRADE", "PROXY-CONNECTION"}

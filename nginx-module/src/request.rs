@@ -138,6 +138,15 @@ fn header_passes(name: &[u8], pass_headers: bool, cacheable: bool) -> bool {
             .any(|h| name.eq_ignore_ascii_case(h)))
 }
 
+/// A field value without the optional whitespace (SP / HTAB) around it
+/// (RFC 9110 5.5): nginx trims spaces but leaves tabs.
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !ows(b)).unwrap_or(value.len());
+    let end = value.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+    &value[start..end]
+}
+
 /// The `request_head` frame in one pool buffer.
 fn head_buf(r: &ngx_http_request_t, lcf: &LocConf, content_length: i64) -> Option<*mut ngx_buf_t> {
     // SAFETY: the connection lives as long as the request.
@@ -153,7 +162,7 @@ fn head_buf(r: &ngx_http_request_t, lcf: &LocConf, content_length: i64) -> Optio
     // modified while we read it; its strings live in the request pool.
     let headers: Vec<(&[u8], &[u8])> = unsafe { table_elts(&r.headers_in.headers) }
         // SAFETY: as above.
-        .map(|h| unsafe { (str_bytes(&h.key), str_bytes(&h.value)) })
+        .map(|h| unsafe { (str_bytes(&h.key), trim_ows(str_bytes(&h.value))) })
         .filter(|(name, _)| header_passes(name, pass_headers, cacheable))
         .collect();
     let params = eval_params(r, lcf)?;
