@@ -8,7 +8,6 @@ fork safety and a compressed soak. Each returns one or more result dicts
 
 import http.client
 import os
-import random
 import signal
 import statistics
 import subprocess
@@ -241,9 +240,7 @@ def scenario_keepalive(base, stacks=4, span_ms=15, rounds=6):
         plan = [(o, ("GET", "POST")[(j + r) % 2]) for r in range(rounds) for j, o in enumerate(share)]
         runs[key, n] = keepalive_variant(work, worker_ka, nginx_timeout, plan)
 
-    threads = [
-        threading.Thread(target=run, args=(k, n, w, t)) for k, w, t, _ in variants for n in range(stacks)
-    ]
+    threads = [threading.Thread(target=run, args=(k, n, w, t)) for k, w, t, _ in variants for n in range(stacks)]
     for t in threads:
         t.start()
     for t in threads:
@@ -255,18 +252,21 @@ def scenario_keepalive(base, stacks=4, span_ms=15, rounds=6):
         lines = []
         failed_counted = 0
         for n in range(stacks):
-            m, l, f = runs[key, n]
-            by_method["GET"] += m["GET"]
-            by_method["POST"] += m["POST"]
-            lines += l
-            failed_counted += f
+            got, errors, ran = runs[key, n]
+            by_method["GET"] += got["GET"]
+            by_method["POST"] += got["POST"]
+            lines += errors
+            failed_counted += ran
         kinds = Counter()
         for line in lines:
             for needle in ("prematurely closed", "reset by peer", "Broken pipe", "timed out", "connect()"):
                 if needle in line:
                     kinds[needle] += 1
-        notes = "GET %s, POST %s; upstream errors in nginx's log: %s (a GET hit by one is retried); failed POSTs " \
-            "the app did run: %d" % (dict(by_method["GET"]), dict(by_method["POST"]), dict(kinds) or "none", failed_counted)
+        notes = (
+            "GET %s, POST %s; upstream errors in nginx's log: %s (a GET hit by one is retried); failed POSTs "
+            "the app did run: %d"
+            % (dict(by_method["GET"]), dict(by_method["POST"]), dict(kinds) or "none", failed_counted)
+        )
         r = result(
             "%s. keep-alive boundary: %s; requests reuse the pooled connection %d..+%d ms around the idle limit "
             "(%d times each)" % (key, label, -span_ms, span_ms, rounds),
@@ -307,7 +307,11 @@ class PostLoad:
                 conn.request("POST", "/count", body=b"payload %s" % rid.encode(), headers={"X-Request-Id": rid})
                 response = conn.getresponse()
                 body = response.read()
-                status = response.status if response.status != 200 or body == b"counted %s\n" % rid.encode() else "200-bad-body"
+                status = (
+                    response.status
+                    if response.status != 200 or body == b"counted %s\n" % rid.encode()
+                    else "200-bad-body"
+                )
             except (OSError, http.client.HTTPException) as e:
                 status = "error:%s" % type(e).__name__
                 conn = None
@@ -374,7 +378,15 @@ def scenario_no_replay(work, rounds=3):
         "faults: %s; failed requests by the fault just before them: %s; ids counted twice: %d%s; 200 answers "
         "not counted exactly once: %d; failed answers whose request the app did run (at most once, never "
         "replayed): %d; ids counted but never sent: %d"
-        % (dict(Counter(kind for _, kind in faults)), dict(blame) or "none", len(twice), (" %s" % list(twice)[:5]) if twice else "", len(lost), failed_but_ran, len(unknown)),
+        % (
+            dict(Counter(kind for _, kind in faults)),
+            dict(blame) or "none",
+            len(twice),
+            (" %s" % list(twice)[:5]) if twice else "",
+            len(lost),
+            failed_but_ran,
+            len(unknown),
+        ),
     )
 
 
