@@ -117,6 +117,9 @@ pub struct Connection {
     io_timeout: Option<Duration>,
     /// Where the current request's body stands.
     pub(super) body: BodyCursor,
+    /// A request has begun on this connection: nginx connected for it, so
+    /// a stopping worker must not close it before its first request.
+    pub(super) served: bool,
 }
 
 impl Connection {
@@ -127,6 +130,7 @@ impl Connection {
             wbuf: Vec::with_capacity(COALESCE_LIMIT),
             io_timeout,
             body: BodyCursor::default(),
+            served: false,
         }
     }
 
@@ -173,6 +177,11 @@ impl Connection {
     /// Whether a whole frame is already buffered.
     pub fn has_buffered_frame(&self) -> bool {
         !matches!(frame::check(&self.rbuf), Ok(None))
+    }
+
+    /// Whether a request has been read from this connection.
+    pub fn has_served(&self) -> bool {
+        self.served
     }
 
     /// Bytes of an incomplete frame waiting for the rest.

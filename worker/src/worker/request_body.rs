@@ -66,6 +66,7 @@ impl Connection {
     /// Starts the body of a new request.
     pub fn begin_body(&mut self) {
         self.body = BodyCursor::default();
+        self.served = true;
     }
 
     /// Whether the request body was read up to `request_end`.

@@ -212,10 +212,42 @@ fn finish_idle<H: Handler>(
 ) {
     debug!("closing {} idle connections", idle.len());
     let last = last_round(config);
+    let first_request_deadline = Instant::now() + config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT);
     for Idle { conn, .. } in idle {
-        let mut fds = [PollFd::new(conn.fd(), PollFlags::POLLIN)];
-        if matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..)) {
-            serve_connection(conn, handler, &last, recycle);
+        if conn.has_served() {
+            // Kept alive between requests: nginx retries a request that
+            // meets a closed cached connection, so only what already
+            // arrived is served.
+            let mut fds = [PollFd::new(conn.fd(), PollFlags::POLLIN)];
+            if matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..)) {
+                serve_connection(conn, handler, &last, recycle);
+            }
+        } else {
+            // Accepted, first request not written yet: nginx would not
+            // retry it, so wait for it as for a queued connection.
+            serve_first_request(conn, first_request_deadline, handler, &last, recycle);
+        }
+    }
+}
+
+/// Waits (until `deadline`) for the first request of a connection nginx
+/// opened and serves it; for connections accepted while stopping.
+fn serve_first_request<H: Handler>(
+    conn: Connection,
+    deadline: Instant,
+    handler: &mut H,
+    last: &ServeConfig,
+    recycle: &mut Recycle,
+) {
+    let mut conn = Some(conn);
+    while let Some(c) = conn.take() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds = [PollFd::new(c.fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(1..) => conn = serve_connection(c, handler, last, recycle),
+            Err(Errno::EINTR) => conn = Some(c),
+            _ => {}
         }
     }
 }
@@ -237,18 +269,9 @@ fn drain_listeners<H: Handler>(
             let Ok(fd) = listener.accept() else { break };
             drained += 1;
             let deadline = Instant::now() + config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT);
-            let mut conn = Some(Connection::new(fd, config.io_timeout));
             // Connected but the request not written yet: wait for it.
-            while let Some(c) = conn.take() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let mut fds = [PollFd::new(c.fd(), PollFlags::POLLIN)];
-                let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
-                match poll(&mut fds, timeout) {
-                    Ok(1..) => conn = serve_connection(c, handler, &last, recycle),
-                    Err(Errno::EINTR) => conn = Some(c),
-                    _ => {}
-                }
-            }
+            let conn = Connection::new(fd, config.io_timeout);
+            serve_first_request(conn, deadline, handler, &last, recycle);
         }
     }
     if drained > 0 {
