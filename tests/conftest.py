@@ -24,6 +24,11 @@ import pytest
 from fake_upstream import FakeUpstream
 from servers import Ferrocorn, Nginx, free_port
 
+# The suite runs as root in CI; its servers run the test apps as root on
+# purpose (ferrocorn otherwise refuses; test_permissions checks that).
+if os.geteuid() == 0:
+    os.environ["FERROCORN_ALLOW_ROOT"] = "1"
+
 # Every server started by a fixture, for failure reports and log checks.
 LIVE_SERVERS = []
 

@@ -60,15 +60,16 @@ def test_umask_restricts_the_socket_as_with_gunicorn(start_dedicated, workdir):
 @needs_root
 def test_refuses_to_run_the_app_as_root_unless_told(scratch):
     """Issue 7: started as root without --user/--group, the supervisor must
-    refuse (the app would run as root) unless explicitly told it may.
-    MISSING: it starts and the workers run as root. (When it lands, the test
-    suite's servers, which run as root, need the opt-in.)"""
+    refuse (the app would run as root) unless explicitly told it may (the
+    suite's own servers say so with FERROCORN_ALLOW_ROOT, see conftest)."""
     sock = scratch / "root.sock"
+    env = {k: v for k, v in os.environ.items() if k != "FERROCORN_ALLOW_ROOT"}
     proc = subprocess.Popen(
         [str(FERROCORN_BIN), "-b", "unix:%s" % sock, "--chdir", str(APPS_DIR), "basic:app"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 10
@@ -80,4 +81,5 @@ def test_refuses_to_run_the_app_as_root_unless_told(scratch):
             os.killpg(proc.pid, 9)
         out = proc.communicate(timeout=10)[0].decode(errors="replace")
     assert not running and proc.returncode != 0, "started as root without --user and served:\n%s" % out[-1500:]
-    assert "--user" in out
+    assert "--user" in out and "--allow-root" in out
+    assert not sock.exists()

@@ -81,6 +81,9 @@ pub struct Settings {
     pub wsgi_app: Option<String>,
     /// `--preload`: import the app in the master before forking workers.
     pub preload_app: bool,
+    /// `--allow-root` (or `FERROCORN_ALLOW_ROOT=1`): started as root with no
+    /// `--user`, run the app as root anyway instead of refusing.
+    pub allow_root: bool,
     /// Server hooks the config file defines that workers run
     /// (`post_fork`, `pre_request`...); the worker reads them from the file.
     pub hooks: Vec<String>,
@@ -429,6 +432,20 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "allow_root",
+        flags: &["--allow-root"],
+        meta: "",
+        default: Some("false"),
+        repeatable: false,
+        doc: "Started as root without `--user`, ferrocorn refuses to run the \
+              app as root; this (or `FERROCORN_ALLOW_ROOT=1` in the \
+              environment) says it may. Better: `--user`/`--group`.",
+        apply: |s, v| {
+            s.allow_root = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         name: "raw_env",
         flags: &["-e", "--env"],
         meta: "KEY=VALUE",
@@ -514,7 +531,7 @@ pub static SETTINGS: &[Setting] = &[
         doc: "Permissions of the unix socket files ferrocorn creates, in octal \
               (`0660`). Unset: 0660 when `--bind-group` names nginx's group, \
               else 0666 (any local user may connect, as with Gunicorn), since \
-              nginx's workers must be able to connect. Sockets handed over by \
+              nginx's workers must be able to connect; less what `--umask` masks. Sockets handed over by \
               systemd keep the `SocketMode=` of their unit.",
         apply: |s, v| {
             s.bind_mode = Some(parse_mode(v)?);
@@ -674,6 +691,7 @@ impl Settings {
             metrics_bind: None,
             wsgi_app: None,
             preload_app: false,
+            allow_root: false,
             hooks: Vec::new(),
             warnings: Vec::new(),
             effective: Vec::new(),
@@ -688,6 +706,8 @@ pub struct Environment<'a> {
     pub virtual_env: Option<&'a str>,
     /// `FERROCORN_CMD_ARGS` or `GUNICORN_CMD_ARGS`: (variable, value).
     pub cmd_args: Option<(&'a str, &'a str)>,
+    /// `FERROCORN_ALLOW_ROOT`: `1`/`true`/`yes` acts as `--allow-root`.
+    pub allow_root: Option<&'a str>,
 }
 
 impl<'a> Environment<'a> {
@@ -704,6 +724,7 @@ impl<'a> Environment<'a> {
         Environment {
             virtual_env: get("VIRTUAL_ENV"),
             cmd_args,
+            allow_root: get("FERROCORN_ALLOW_ROOT"),
         }
     }
 }
@@ -718,7 +739,7 @@ pub type Evaluator<'e> = &'e dyn Fn(&Path, &Path, &[&str]) -> Result<Vec<Entry>,
 pub fn parse(args: &[OsString], virtual_env: Option<&str>) -> Result<Command, SettingsError> {
     let env = Environment {
         virtual_env,
-        cmd_args: None,
+        ..Environment::default()
     };
     parse_all(args, env, &crate::config_file::evaluate)
 }
@@ -834,6 +855,13 @@ pub fn parse_all(
             })?;
         }
         settings.effective.push((setting.name, values));
+    }
+    if let Some(v) = env.allow_root.filter(|v| !v.is_empty()) {
+        settings.allow_root |= parse_bool(v).map_err(|expected| {
+            SettingsError(format!(
+                "invalid value '{v}' for FERROCORN_ALLOW_ROOT (environment): {expected}"
+            ))
+        })?;
     }
     if settings.virtualenv.is_none() {
         if let Some(venv) = env.virtual_env.filter(|v| !v.is_empty()) {
@@ -1475,8 +1503,8 @@ mod tests {
             .map(OsString::from)
             .collect();
         let env = Environment {
-            virtual_env: None,
             cmd_args: Some(("GUNICORN_CMD_ARGS", "-w 5 --timeout 6")),
+            ..Environment::default()
         };
         let Command::Run(s) = parse_all(&args, env, &file).unwrap() else {
             panic!()

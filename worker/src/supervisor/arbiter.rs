@@ -87,6 +87,14 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
     if settings.check_config {
         return super::check::run(&settings);
     }
+    if nix::unistd::Uid::effective().is_root() && settings.user.is_none() && !settings.allow_root {
+        error!(
+            "refusing to run the app as root: give the workers a user with --user \
+             (and --group), e.g. --user www-data, or say --allow-root \
+             (FERROCORN_ALLOW_ROOT=1) to run it as root anyway"
+        );
+        return 1;
+    }
     info!("Starting ferrocorn {}", env!("CARGO_PKG_VERSION"));
     let inherited = match upgrade::take_inherited() {
         Ok(i) => i,

@@ -88,15 +88,17 @@ pub fn own_sockets(binds: &[BindAddr], who: Identity, settings: &Settings) -> Re
 }
 
 /// `--bind-mode`, or its default: 0660 when `--bind-group` names nginx's
-/// group, else 0666 (nobody but the operator knows nginx's user).
+/// group, else 0666 (nobody but the operator knows nginx's user), less the
+/// bits `--umask` masks, as Gunicorn's socket files are.
 pub fn socket_mode(settings: &Settings) -> u32 {
-    settings
-        .bind_mode
-        .unwrap_or(if settings.bind_group.is_some() {
+    settings.bind_mode.unwrap_or_else(|| {
+        let base = if settings.bind_group.is_some() {
             0o660
         } else {
             0o666
-        })
+        };
+        base & !settings.umask
+    })
 }
 
 /// In a new worker, before Python starts: group first, then user.
