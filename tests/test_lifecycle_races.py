@@ -1,18 +1,17 @@
 """Races between the supervisor's life cycle and connections nginx just made.
 
 scripts/chaos.sh scenario 1 (HUP every second under load) saw 2 requests
-in ~300,000 answered 502, nginx logging `writev() failed (32: Broken pipe)
+in ~300,000 answered 502 (before 7009880), nginx logging `writev() failed (32: Broken pipe)
 while sending request to upstream` right as old workers stopped. nginx
 connects, then writes the request; a worker can accept in between, find
 nothing to read yet and park the connection as idle. When that worker is
 then told to stop (HUP retiring it, or TERM), it serves only idle
-connections that are readable at that instant (worker/src/worker/serve.rs,
-`finish_idle`: poll with a zero timeout) and closes the rest, so the
-request nginx writes a moment later meets a closed socket: a 502 (and a
+connections that were readable at that instant and closed the rest, so
+the request nginx wrote a moment later met a closed socket: a 502 (and a
 POST is not retried). These tests widen the window to make it certain: a
 raw client connects, waits until the worker has accepted, the worker is
-stopped, then the request is written. Expected: it is served, as a
-connection still in the listen queue is (`drain_listeners`).
+stopped (TERM, HUP, or recycled by --max-requests), then the request is
+written. It must be served, as a connection still in the listen queue is.
 """
 
 import os
@@ -50,12 +49,12 @@ def read_until_closed(s):
     return b"".join(chunks)
 
 
-@pytest.mark.parametrize("stop", ["none", "TERM", "HUP"])
+@pytest.mark.parametrize("stop", ["none", "TERM", "HUP", "recycle"])
 def test_a_connection_accepted_just_before_a_stop_is_served(scratch, stop):
-    """`none` is the control: the same slow-to-write client, no stop."""
-    server = Ferrocorn(
-        scratch, "race", "faults:app", workers=1, extra_args=["--graceful-timeout", "10", "--keep-alive", "0"]
-    )
+    """`none` is the control: the same slow-to-write client, no stop.
+    `recycle`: --max-requests 1, and a request on another connection ends the worker."""
+    args = ["--graceful-timeout", "10", "--keep-alive", "0"] + (["--max-requests", "1"] if stop == "recycle" else [])
+    server = Ferrocorn(scratch, "race", "faults:app", workers=1, extra_args=args)
     _start(server)
     try:
         marks = server.log_marks()
@@ -68,6 +67,13 @@ def test_a_connection_accepted_just_before_a_stop_is_served(scratch, stop):
         elif stop == "HUP":
             os.kill(server.proc.pid, signal.SIGHUP)
             server.wait_for_log("New workers booted", since=marks, timeout=20)
+        elif stop == "recycle":
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as other:
+                other.settimeout(15)
+                other.connect(str(server.sock))
+                other.sendall(request_frames())
+                assert b"ok " in read_until_closed(other)
+            server.wait_for_log("Autorestarting worker", since=marks, timeout=20)
         time.sleep(0.5)  # the old worker has begun to stop
         try:
             s.sendall(request_frames())

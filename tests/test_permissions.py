@@ -5,8 +5,9 @@ start as root without user/group unless told". `--bind-mode`/`--bind-group`
 and the user switch itself are tested in test_service.py and
 test_config.py; here: the socket's owner under `--user`/`--group` with
 nginx serving through it, the master staying root while workers do not,
-Gunicorn's `--umask` restricting the socket (it does not today: BUG), and
-the refusal to run the app as root (missing today: BUG).
+Gunicorn's `--umask` restricting the socket, and the refusal to run the app
+as root without `--allow-root` (both found missing by these tests, added in
+3796c04).
 """
 
 import grp
@@ -49,9 +50,8 @@ def test_user_and_group_own_the_socket_and_run_the_app_not_the_master(start_dedi
 def test_umask_restricts_the_socket_as_with_gunicorn(start_dedicated, workdir):
     """Gunicorn binds its unix socket under `--umask` (gunicorn/sock.py), so
     `-m 007` with `--group www-data` gives a 0770 socket other local users
-    cannot connect to. BUG: ferrocorn makes it 0666 whatever the umask (only
-    `--bind-mode` changes it), so a Gunicorn config that relied on the umask
-    opens the app to every local user after the switch."""
+    cannot connect to. A ferrocorn that made it 0666 whatever the umask would
+    open the app to every local user after the switch from such a config."""
     start_dedicated(extra_args=["--umask", "0o007", "--group", "nogroup"])
     mode = stat.S_IMODE(os.stat(workdir / "dedicated.sock").st_mode)
     assert mode & 0o007 == 0, "socket mode %o with --umask 007" % mode
