@@ -223,8 +223,13 @@ def read_report(path):
         text = Path(path).read_text()
     except FileNotFoundError:
         return rows, details
+    in_table = False
     for line in text.splitlines():
-        if line.startswith("| ") and not line.startswith(TABLE_HEAD) and not line.startswith("|---"):
+        if line.startswith(TABLE_HEAD):
+            in_table = True
+        elif in_table and not line.startswith("|"):
+            break
+        elif in_table and re.match(r"\| \d+[a-z]?\. ", line):
             rows[row_key(line[2:])] = line
     if "\n## Details\n" in text:
         part = text.split("\n## Details\n", 1)[1].split("\n## ", 1)[0]
