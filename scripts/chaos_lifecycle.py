@@ -16,7 +16,6 @@ import time
 from collections import Counter
 
 from chaos_harness import (
-    LOCATIONS,
     WORKERS,
     Load,
     Pair,
@@ -28,7 +27,7 @@ from chaos_harness import (
     restart,
     rss_mib,
 )
-from servers import FERROCORN_BIN, wait_until
+from servers import FERROCORN_BIN, children_of, wait_until
 
 
 def result(scenario, statuses, notes, details=None):
@@ -451,7 +450,7 @@ def scenario_soak(work, minutes=2.0, sample_every=30):
         start = time.monotonic()
         while True:
             workers = s.ferrocorn.worker_pids()
-            ngx_workers = [p for p in _children(ngx_master)]
+            ngx_workers = children_of(ngx_master)
             wr = [rss_mib(p) for p in workers]
             wr = [r for r in wr if r is not None]
             wfd = list(fd_count(workers).values())
@@ -520,23 +519,3 @@ def scenario_soak(work, minutes=2.0, sample_every=30):
         notes,
         "13. soak: samples every %d s\n\n%s" % (sample_every, "\n".join(rows)),
     )
-
-
-def _children(pid):
-    from servers import children_of
-
-    return children_of(pid)
-
-
-SCENARIOS = {
-    "hup": scenario_hup,
-    "failover": scenario_failover,
-    "term_pair": scenario_term_pair,
-    "term_single": scenario_term_single,
-    "keepalive": scenario_keepalive,
-    "no_replay": scenario_no_replay,
-    "preload": scenario_preload,
-    "soak": scenario_soak,
-}
-
-__all__ = ["SCENARIOS", "LOCATIONS"]
