@@ -238,11 +238,14 @@ pub static SETTINGS: &[Setting] = &[
         name: "keepalive",
         flags: &["--keep-alive"],
         meta: "SECONDS",
-        default: Some("2"),
+        default: Some("75"),
         repeatable: false,
         doc: "How long a worker keeps an idle connection from nginx open for the \
               next request (nginx's upstream `keepalive`). 0 closes every \
-              connection after its response.",
+              connection after its response. The default outlasts nginx's \
+              upstream `keepalive_timeout` (60s), so nginx, not the worker, \
+              closes idle connections: a request is never sent on one the \
+              worker is closing. Idle connections cost a worker nothing.",
         apply: |s, v| {
             s.keep_alive = parse_seconds(v)?;
             Ok(())
@@ -1325,7 +1328,7 @@ mod tests {
         assert_eq!(s.workers, 1);
         assert_eq!(s.timeout, 30);
         assert_eq!(s.graceful_timeout, 30);
-        assert_eq!(s.keep_alive, 2);
+        assert_eq!(s.keep_alive, 75);
         assert_eq!(s.log_level, Level::Info);
         assert_eq!(s.error_logfile, LogTarget::Stderr);
         assert_eq!(s.chdir, None);
