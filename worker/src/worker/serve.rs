@@ -156,7 +156,7 @@ pub fn serve<H: Handler>(
                         deadline,
                     });
                 } else {
-                    park(&mut idle, back, config.keep_alive);
+                    park(&mut idle, back, config.keep_alive, config);
                 }
             }
         }
@@ -169,7 +169,7 @@ pub fn serve<H: Handler>(
                         .keep_alive
                         .max(config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT));
                     if let Some(back) = serve_connection(conn, handler, config, recycle) {
-                        park(&mut idle, back, wait);
+                        park(&mut idle, back, wait, config);
                     }
                 }
                 Err(Errno::EAGAIN | Errno::ECONNABORTED | Errno::EINTR) => {}
@@ -280,7 +280,14 @@ fn drain_listeners<H: Handler>(
 }
 
 /// Keeps a connection for its next request, for `wait` at most.
-fn park(idle: &mut Vec<Idle>, conn: Connection, wait: Duration) {
+/// A connection holding part of a frame gets the I/O timeout instead: a
+/// frame in progress must complete in time, however long idle may last.
+fn park(idle: &mut Vec<Idle>, conn: Connection, wait: Duration, config: &ServeConfig) {
+    let wait = if conn.partial_frame_len() > 0 {
+        config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT)
+    } else {
+        wait
+    };
     if wait.is_zero() {
         return;
     }
