@@ -632,7 +632,10 @@ impl Arbiter {
                     if let Some(message) = message {
                         logging::log(level, format_args!("{message}"));
                     }
-                    let clean = exit == Exit::Code(0) || worker.state == WorkerState::Retiring;
+                    let harmless = exit == Exit::Code(0)
+                        || worker.state == WorkerState::Retiring
+                        || worker.booted
+                        || worker.heartbeat.has_beaten();
                     match (worker.state, exit) {
                         (WorkerState::Retiring, _) | (_, Exit::Code(0)) => {}
                         (WorkerState::Aborted, _) => {} // counted when aborted
@@ -640,7 +643,7 @@ impl Arbiter {
                         (_, Exit::Code(_)) => metrics::restarted(Restart::Exit),
                     }
                     self.backoff
-                        .record_exit(now.duration_since(worker.spawned_at), clean, now);
+                        .record_exit(now.duration_since(worker.spawned_at), harmless, now);
                 }
             }
         }

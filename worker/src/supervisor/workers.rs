@@ -292,9 +292,12 @@ impl Backoff {
         Duration::from_millis(millis).min(Self::MAX_DELAY)
     }
 
-    /// Records a worker's death. `clean`: it exited 0 or was told to stop.
-    pub fn record_exit(&mut self, lived: Duration, clean: bool, now: Instant) {
-        if clean || lived >= Self::EARLY {
+    /// Records a worker's death. `harmless`: it exited 0, was told to stop,
+    /// or had booted (loaded the app and beaten its heartbeat): a worker
+    /// killed while serving (by an operator, the OOM killer, a crash in one
+    /// request) is no boot loop and is replaced at once, as Gunicorn does.
+    pub fn record_exit(&mut self, lived: Duration, harmless: bool, now: Instant) {
+        if harmless || lived >= Self::EARLY {
             self.failures = 0;
             self.not_before = None;
         } else {
