@@ -56,9 +56,9 @@ fn build_chain(r: &mut ngx_http_request_t) -> Option<*mut ngx_chain_t> {
     // SAFETY: our handler only runs where our loc conf exists.
     let lcf: &LocConf = unsafe { request_loc_conf(r, module()) };
     let pass_body = lcf.upstream.pass_request_body != 0;
-    // SAFETY: r->upstream is live; request_bufs is the client body chain
-    // nginx built, live in the request pool.
     let body = if pass_body {
+        // SAFETY: r->upstream is live; request_bufs is the client body chain
+        // nginx built, live in the request pool.
         unsafe { (*r.upstream).request_bufs }
     } else {
         core::ptr::null_mut()
