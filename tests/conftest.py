@@ -270,21 +270,6 @@ def dedicated(start_dedicated):
     return start_dedicated()
 
 
-@pytest.fixture(scope="module")
-def module_servers():
-    """Starts servers for one test module (its own nginx, its ferrocorns);
-    all are stopped when the module's tests are done. Returns start(server)."""
-    started = []
-
-    def start(server):
-        started.append(server)
-        return _start(server)
-
-    yield start
-    for server in reversed(started):
-        _stop(server)
-
-
 @pytest.fixture
 def fake_upstream(workdir, nginx):
     """A fake worker behind /fake/; set `.reply` to the bytes it answers."""

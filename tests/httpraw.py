@@ -66,6 +66,27 @@ def decode_chunked(body):
         rest = rest[size + 2 :]
 
 
+def gated_exchange(port, path, first, gate_file, timeout=30):
+    """GET `path` (a gated app endpoint), read until `first` arrives, only
+    then create `gate_file` (which lets the app finish), and read to the
+    end. Returns the raw response bytes: proof that `first` reached the
+    client while the app was still running."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(get_request(path))
+        received = b""
+        while first not in received:
+            data = s.recv(65536)
+            assert data, "connection closed before the first chunk: %r" % received
+            received += data
+        gate_file.write_bytes(b"")  # only now may the app finish
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            received += data
+    return received
+
+
 def curl(*args, timeout=60):
     """Run curl -sS with args; returns CompletedProcess with bytes stdout/stderr."""
     return subprocess.run(["curl", "-sS", *args], capture_output=True, timeout=timeout)

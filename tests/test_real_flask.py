@@ -8,12 +8,11 @@ that must reach the client while the app is still producing it.
 
 import json
 import re
-import socket
 
 import pytest
 import requests
 
-from httpraw import RawResponse, decode_chunked, get_request, raw_exchange
+from httpraw import RawResponse, decode_chunked, gated_exchange, get_request, raw_exchange
 from servers import Nginx, free_port
 
 SITE_LOCATIONS = """\
@@ -84,19 +83,7 @@ def test_streamed_lines_arrive_chunked_and_complete(site):
 
 def test_stream_reaches_the_client_while_the_app_still_runs(site, scratch):
     gate_file = scratch / "open-the-gate"
-    with socket.create_connection(("127.0.0.1", site.port), timeout=30) as s:
-        s.sendall(get_request("/flask/live/gate?path=%s" % gate_file))
-        received = b""
-        while b"first\n" not in received:
-            data = s.recv(65536)
-            assert data, "connection closed before the first chunk: %r" % received
-            received += data
-        gate_file.write_bytes(b"")  # only now may the app finish
-        while True:
-            data = s.recv(65536)
-            if not data:
-                break
-            received += data
+    received = gated_exchange(site.port, "/flask/live/gate?path=%s" % gate_file, b"first\n", gate_file)
     response = RawResponse(received)
     assert response.status == 200
     assert decode_chunked(response.body) == b"first\nreleased\n"

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from apps.patterns import stream_blocks
-from httpraw import RawResponse, decode_chunked, get_request, raw_exchange
+from httpraw import RawResponse, decode_chunked, gated_exchange, get_request, raw_exchange
 
 STREAM_BYTES = 20 * 1024 * 1024
 
@@ -134,20 +134,7 @@ def test_custom_reason_phrase_reaches_the_client(basic):
 def test_unbuffered_stream_reaches_the_client_while_the_app_still_runs(basic, scratch):
     """With ferrocorn_buffering off, a yielded chunk is delivered before the app returns."""
     gate_file = scratch / "open-the-gate"
-    request = get_request("/unbuffered/gate?path=%s" % gate_file)
-    with socket.create_connection(("127.0.0.1", basic.port), timeout=30) as s:
-        s.sendall(request)
-        received = b""
-        while b"first\n" not in received:
-            data = s.recv(65536)
-            assert data, "connection closed before the first chunk: %r" % received
-            received += data
-        gate_file.write_bytes(b"")  # only now may the app finish
-        while True:
-            data = s.recv(65536)
-            if not data:
-                break
-            received += data
+    received = gated_exchange(basic.port, "/unbuffered/gate?path=%s" % gate_file, b"first\n", gate_file)
     response = RawResponse(received)
     assert response.status == 200
     assert decode_chunked(response.body) == b"first\nreleased\n"
