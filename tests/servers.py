@@ -41,6 +41,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def recording_dir(workdir, name):
+    """A 0755 directory `name` under workdir holding `seen.jsonl`, a file any
+    worker (whatever its user) may append what its app saw to. Returns
+    (directory, seen file)."""
+    base = workdir / name
+    base.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(base, 0o755)
+    seen = base / "seen.jsonl"
+    seen.touch()
+    os.chmod(seen, 0o666)
+    return base, seen
+
+
 def wait_until(predicate, timeout, interval=0.05):
     """Poll predicate until it returns a truthy value or timeout passes."""
     deadline = time.monotonic() + timeout

@@ -31,7 +31,7 @@ import requests
 from conftest import _start, _stop
 from fake_upstream import field_bytes, field_varint
 from httpraw import RawResponse, curl, raw_exchange
-from servers import Ferrocorn, Nginx, free_port, wait_until
+from servers import Ferrocorn, Nginx, free_port, recording_dir, wait_until
 
 # Frame members (protocol/proto/ferrocorn.proto).
 REQUEST_HEAD = 1
@@ -97,12 +97,7 @@ class HostileStack:
 
 @pytest.fixture(scope="module")
 def hostile(workdir):
-    base = workdir / "hostile"
-    base.mkdir(mode=0o755, exist_ok=True)
-    os.chmod(base, 0o755)
-    seen = base / "seen.jsonl"
-    seen.touch()
-    os.chmod(seen, 0o666)
+    base, seen = recording_dir(workdir, "hostile")
     sock = base / "hostile.sock"
     underscore_port = free_port()
     ferrocorn = Ferrocorn(base, "hostile", "hostile:app", workers=2, extra_args=["--timeout", str(IO_TIMEOUT)])

@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from conftest import _start, _stop
-from servers import Ferrocorn, Nginx, free_port
+from servers import Ferrocorn, Nginx, free_port, recording_dir
 
 GUNICORN_VERSION = "23.0.0"
 CACHE = Path(os.environ.get("FERROCORN_CACHE", Path.home() / ".cache" / "ferrocorn-tests"))
@@ -351,12 +351,7 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def corpus_stack(workdir):
-    base = workdir / "corpus"
-    base.mkdir(mode=0o755, exist_ok=True)
-    os.chmod(base, 0o755)
-    seen = base / "seen.jsonl"
-    seen.touch()
-    os.chmod(seen, 0o666)
+    base, seen = recording_dir(workdir, "corpus")
     ferrocorn = Ferrocorn(base, "corpus", "corpus:app", workers=2)
     proxy_port = free_port()
     nginx = Nginx(
