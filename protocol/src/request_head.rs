@@ -108,7 +108,11 @@ impl RequestHeadRef<'_> {
     /// Exact number of bytes [`write_frame`](Self::write_frame) writes, or
     /// an error if the head does not fit in one frame.
     pub fn frame_len(&self) -> Result<usize, FrameError> {
-        let payload = message_field(field::FRAME_REQUEST_HEAD, self.message_len());
+        Self::frame_len_for(self.message_len())
+    }
+
+    fn frame_len_for(message_len: usize) -> Result<usize, FrameError> {
+        let payload = message_field(field::FRAME_REQUEST_HEAD, message_len);
         if payload > MAX_FRAME_SIZE {
             return Err(FrameError::TooLarge(payload));
         }
@@ -118,14 +122,16 @@ impl RequestHeadRef<'_> {
     /// Writes the whole frame (prefix included) into `out`, which must hold
     /// at least [`frame_len`](Self::frame_len) bytes; returns bytes written.
     pub fn write_frame(&self, out: &mut [u8]) -> Result<usize, FrameError> {
-        let total = self.frame_len()?;
+        // One pass over the headers for the size, one to write them.
+        let message_len = self.message_len();
+        let total = Self::frame_len_for(message_len)?;
         let mut w = Writer {
             out: &mut out[..total],
             pos: 0,
         };
         w.raw(&((total - FRAME_HEADER_LEN) as u32).to_be_bytes());
         w.key(field::FRAME_REQUEST_HEAD, WIRE_LEN);
-        w.varint(self.message_len() as u64);
+        w.varint(message_len as u64);
         w.varint_field(field::PROTOCOL_VERSION, u64::from(PROTOCOL_VERSION));
         w.len_field(field::METHOD, self.method);
         w.len_field(field::URI, self.uri);
