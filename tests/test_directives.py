@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from parity import alerts_checked, quit_promptly, start_parity  # noqa: F401
-from servers import Nginx, free_port
+from servers import Nginx, free_port, wait_until
 
 LOCATIONS = """\
         location /plain/ {{
@@ -160,6 +160,9 @@ def test_store_keeps_a_copy_of_the_response(alerts_checked):
     r = requests.get(stack.url("/store/counted?name=%s" % name))
     assert r.status_code == 200
     stored = stack.shared / "stored" / "store" / "counted"
+    # nginx moves the stored copy into place when it finalizes the upstream,
+    # which may be just after the client has the whole body.
+    assert wait_until(stored.exists, 10), "no stored copy at %s" % stored
     assert stored.read_bytes() == b"counted " + name.encode()
     assert oct(stored.stat().st_mode & 0o777) == oct(0o664)
 
