@@ -100,6 +100,9 @@ LOCATIONS = """\
             ferrocorn_pass unix:{w}/fake.sock;
             ferrocorn_buffering off;
         }}
+        location /fake-pool/ {{
+            ferrocorn_pass fake_pool;
+        }}
         location /down/ {{
             ferrocorn_pass unix:{w}/missing.sock;
         }}
@@ -115,6 +118,10 @@ UPSTREAMS = """\
     }}
     upstream dedicated_pool {{
         server unix:{w}/dedicated.sock;
+        keepalive 4;
+    }}
+    upstream fake_pool {{
+        server unix:{w}/fake.sock;
         keepalive 4;
     }}
 """

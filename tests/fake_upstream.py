@@ -59,8 +59,9 @@ def response_body(data):
     return frame(RESPONSE_BODY, data)
 
 
-def response_end():
-    return frame(RESPONSE_END, b"")
+def response_end(close=False):
+    """`response_end`; `close` sets its flag: the worker closes after it."""
+    return frame(RESPONSE_END, field_varint(1, 1) if close else b"")
 
 
 def error_frame(kind, message):
@@ -87,14 +88,23 @@ def read_request(conn):
 
 
 class FakeUpstream:
-    """Listens on a unix socket; answers every request with `reply` bytes, then closes."""
+    """Listens on a unix socket; answers every request with `reply` bytes.
+
+    By default it closes each connection after one answer; with
+    `keep_open` it waits for more requests on the same connection, as a
+    worker does between kept-alive requests, and never closes first.
+    `connections` counts the connections nginx opened.
+    """
 
     def __init__(self, path):
         self.path = str(path)
         if os.path.exists(self.path):
             os.unlink(self.path)
         self.reply = b""
+        self.keep_open = False
         self.requests_seen = 0
+        self.connections = 0
+        self._open = []
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(self.path)
         os.chmod(self.path, 0o666)  # nginx workers run as nobody
@@ -112,6 +122,11 @@ class FakeUpstream:
                 continue
             except OSError:
                 return
+            self.connections += 1
+            if self.keep_open:
+                self._open.append(conn)
+                threading.Thread(target=self._serve_kept, args=(conn,), daemon=True).start()
+                continue
             with conn:
                 conn.settimeout(10)
                 try:
@@ -121,9 +136,28 @@ class FakeUpstream:
                 except OSError:
                     pass
 
+    def _serve_kept(self, conn):
+        try:
+            while read_request(conn):
+                self.requests_seen += 1
+                conn.sendall(self.reply)
+        except OSError:
+            pass
+
+    def close_open(self):
+        """Closes the connections kept open, as a worker closes idle ones."""
+        for conn in self._open:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+        self._open = []
+
     def stop(self):
         self.stopping = True
         self.thread.join(timeout=5)
         self.listener.close()
+        self.close_open()
         if os.path.exists(self.path):
             os.unlink(self.path)

@@ -180,7 +180,9 @@ fn valid_frame(rng: &mut Rng, dir: Direction) -> Vec<u8> {
         (Direction::Request, 7..=8) => Kind::RequestEnd(pb::RequestEnd {}),
         (Direction::Response, 0..=2) => Kind::ResponseHead(response_head(rng)),
         (Direction::Response, 3..=6) => return body_frame(rng, BodyKind::Response),
-        (Direction::Response, 7..=8) => Kind::ResponseEnd(pb::ResponseEnd {}),
+        (Direction::Response, 7..=8) => Kind::ResponseEnd(pb::ResponseEnd {
+            close: rng.one_in(2),
+        }),
         // Frames of the other direction, or errors.
         (_, _) => match rng.below(4) {
             0 => Kind::Error(error(rng)),
@@ -358,7 +360,9 @@ pub fn input(rng: &mut Rng, dir: Direction, head_first: bool) -> Input {
     if rng.one_in(2) {
         let end = match dir {
             Direction::Request => Kind::RequestEnd(pb::RequestEnd {}),
-            Direction::Response => Kind::ResponseEnd(pb::ResponseEnd {}),
+            Direction::Response => Kind::ResponseEnd(pb::ResponseEnd {
+                close: rng.one_in(2),
+            }),
         };
         stream.extend(encode_to_vec(&Frame { kind: Some(end) }));
     }

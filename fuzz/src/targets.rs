@@ -20,7 +20,7 @@ use prost::Message;
 
 use crate::gen::Input;
 use crate::module_head::{self, Parsed};
-use crate::module_stream::{is_bare_end, ResponseStream, ScanEnd, StreamState};
+use crate::module_stream::{bare_end, ResponseStream, ScanEnd, StreamState};
 
 // ---- the worker's request decoder ------------------------------------------
 
@@ -95,7 +95,7 @@ pub fn request_decoder(input: &Input) {
 /// How a body stream ended, with absolute stream offsets.
 #[derive(Debug, PartialEq)]
 enum Outcome {
-    End { at: usize },
+    End { at: usize, close: bool },
     WorkerError { err: pb::Error, at: usize },
     Invalid(FrameError),
     NeedMore,
@@ -132,11 +132,20 @@ fn parse_body(pieces: &[&[u8]]) -> (Vec<u8>, Outcome) {
                     assert_eq!(next, piece.len(), "NeedMore with bytes left");
                     break;
                 }
-                BodyStep::End => {
+                BodyStep::End { close } => {
                     assert!(parser.is_done());
                     // Later calls keep saying End and consume nothing.
-                    assert_eq!(parser.step(piece, next), Ok((next, BodyStep::End)));
-                    return (data, Outcome::End { at: base + next });
+                    assert_eq!(
+                        parser.step(piece, next),
+                        Ok((next, BodyStep::End { close }))
+                    );
+                    return (
+                        data,
+                        Outcome::End {
+                            at: base + next,
+                            close,
+                        },
+                    );
                 }
                 BodyStep::WorkerError(err) => {
                     return (
@@ -175,6 +184,7 @@ enum Reference {
     End {
         at: usize,
         data: Vec<u8>,
+        close: bool,
     },
     Error {
         err: pb::Error,
@@ -233,7 +243,13 @@ fn reference_body(stream: &[u8]) -> Reference {
                 data.extend_from_slice(&b)
             }
             _ if payload.len() > MODULE_MAX_CONTROL_FRAME => return Reference::Refused,
-            Some(Kind::ResponseEnd(_)) => return Reference::End { at, data },
+            Some(Kind::ResponseEnd(end)) => {
+                return Reference::End {
+                    at,
+                    data,
+                    close: end.close,
+                }
+            }
             Some(Kind::Error(err)) => return Reference::Error { err, at, data },
             _ => return Reference::Refused,
         }
@@ -247,8 +263,19 @@ pub fn response_body(input: &Input) {
     assert_eq!(whole, split, "split reads changed the body stream");
     let (data, outcome) = whole;
     match (&outcome, reference_body(&input.stream)) {
-        (Outcome::End { at }, Reference::End { at: r_at, data: r }) => {
-            assert_eq!((*at, &data), (r_at, &r), "end differs from prost");
+        (
+            Outcome::End { at, close },
+            Reference::End {
+                at: r_at,
+                data: r,
+                close: r_close,
+            },
+        ) => {
+            assert_eq!(
+                (*at, &data, *close),
+                (r_at, &r, r_close),
+                "end differs from prost"
+            );
         }
         (
             Outcome::WorkerError { err, at },
@@ -298,12 +325,15 @@ fn module_stream(input: &Input, data: &[u8], outcome: &Outcome) {
     assert_eq!(got, data, "module stream body differs from the parser's");
     match (&last, outcome) {
         (ScanEnd::NeedMore, Outcome::NeedMore) => assert_eq!(s.state(), StreamState::Body),
-        (ScanEnd::End { trailing }, Outcome::End { at }) => {
-            assert_eq!(base - trailing, *at);
+        (ScanEnd::End { trailing, close }, Outcome::End { at, close: c }) => {
+            assert_eq!((base - trailing, *close), (*at, *c));
             assert_eq!(s.state(), StreamState::Ended);
             assert_eq!(
                 s.scan(b"more", |_| Ok::<(), ()>(())),
-                Ok(ScanEnd::End { trailing: 4 })
+                Ok(ScanEnd::End {
+                    trailing: 4,
+                    close: *c
+                })
             );
         }
         (ScanEnd::WorkerError(e), Outcome::WorkerError { err, .. }) => {
@@ -363,11 +393,11 @@ pub fn response_head(input: &Input) {
         assert!(clean(&line));
     }
     let rest = &input.stream[used..];
-    if is_bare_end(rest) {
+    if let Some(close) = bare_end(rest) {
         let mut s = ResponseStream::new();
         assert_eq!(
             s.scan(rest, |_| Ok::<(), ()>(())),
-            Ok(ScanEnd::End { trailing: 0 })
+            Ok(ScanEnd::End { trailing: 0, close })
         );
     }
     let cuts = input

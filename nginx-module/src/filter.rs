@@ -36,11 +36,14 @@ enum Settled {
 fn settle(end: ScanEnd, log: *mut ngx_log_t, u: &mut ngx_http_upstream_t) -> Settled {
     match end {
         ScanEnd::NeedMore => Settled::More,
-        ScanEnd::End { trailing: 0 } => {
-            u.set_keepalive(u32::from(u.headers_in.connection_close() == 0));
+        ScanEnd::End { trailing: 0, close } => {
+            // The worker closes after a response_end flagged `close`: never
+            // hand that connection to the next request.
+            let reuse = u.headers_in.connection_close() == 0 && !close;
+            u.set_keepalive(u32::from(reuse));
             Settled::Done
         }
-        ScanEnd::End { trailing } => {
+        ScanEnd::End { trailing, .. } => {
             ngx_log_error!(
                 NGX_LOG_WARN,
                 log,

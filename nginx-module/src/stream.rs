@@ -17,6 +17,10 @@ use ferrocorn_protocol::FrameError;
 /// (field 6, length-delimited: 0x32), empty message.
 pub const RESPONSE_END_FRAME: [u8; 6] = [0, 0, 0, 2, 0x32, 0x00];
 
+/// `response_end` with `close` set (field 1, varint 1): the worker closes
+/// the connection after it. As the worker encodes it.
+pub const RESPONSE_END_CLOSE_FRAME: [u8; 8] = [0, 0, 0, 4, 0x32, 0x02, 0x08, 0x01];
+
 /// Where the stream stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StreamState {
@@ -36,7 +40,8 @@ pub enum ScanEnd {
     NeedMore,
     /// `response_end` was seen. `trailing` bytes followed it in this slice
     /// (the worker broke the exchange: such a connection is not reused).
-    End { trailing: usize },
+    /// `close`: the worker said it closes the connection after it.
+    End { trailing: usize, close: bool },
     /// The worker sent an `error` frame mid-body.
     WorkerError(pb::Error),
     /// The bytes are not a valid body stream.
@@ -52,6 +57,8 @@ pub struct ResponseStream {
     parser: BodyParser,
     /// Lifecycle, so input after the end or a failure is recognised.
     state: StreamState,
+    /// The `close` flag of the `response_end` seen.
+    close: bool,
 }
 
 impl ResponseStream {
@@ -70,8 +77,9 @@ impl ResponseStream {
 
     /// Records that the head was followed by `response_end` alone, consumed
     /// while the header was processed (HEAD, 204, 304).
-    pub fn end_at_head(&mut self) {
+    pub fn end_at_head(&mut self, close: bool) {
         self.state = StreamState::Ended;
+        self.close = close;
     }
 
     /// Walks `input`, calling `on_data` with each body range inside it in
@@ -87,6 +95,7 @@ impl ResponseStream {
             StreamState::Ended => {
                 return Ok(ScanEnd::End {
                     trailing: input.len(),
+                    close: self.close,
                 })
             }
             StreamState::Failed => return Ok(ScanEnd::AfterFailure),
@@ -105,10 +114,12 @@ impl ResponseStream {
             match step.1 {
                 BodyStep::Data(range) => on_data(range)?,
                 BodyStep::NeedMore => return Ok(ScanEnd::NeedMore),
-                BodyStep::End => {
+                BodyStep::End { close } => {
                     self.state = StreamState::Ended;
+                    self.close = close;
                     return Ok(ScanEnd::End {
                         trailing: input.len() - pos,
+                        close,
                     });
                 }
                 BodyStep::WorkerError(err) => {
@@ -120,10 +131,17 @@ impl ResponseStream {
     }
 }
 
-/// True when `rest` (the bytes after the head frame) is exactly one
-/// `response_end`: a body-less response that is already complete.
-pub fn is_bare_end(rest: &[u8]) -> bool {
-    rest == RESPONSE_END_FRAME
+/// When `rest` (the bytes after the head frame) is exactly one
+/// `response_end`, as the worker encodes it: a body-less response that is
+/// already complete. Gives its `close` flag.
+pub fn bare_end(rest: &[u8]) -> Option<bool> {
+    if rest == RESPONSE_END_FRAME {
+        Some(false)
+    } else if rest == RESPONSE_END_CLOSE_FRAME {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +161,7 @@ mod tests {
             .iter()
             .flat_map(|c| enc(Kind::ResponseBody(Bytes::copy_from_slice(c))))
             .collect();
-        out.extend(enc(Kind::ResponseEnd(ResponseEnd {})));
+        out.extend(enc(Kind::ResponseEnd(ResponseEnd::default())));
         out
     }
 
@@ -170,14 +188,21 @@ mod tests {
     #[test]
     fn response_end_constant_matches_prost() {
         assert_eq!(
-            enc(Kind::ResponseEnd(ResponseEnd {})),
+            enc(Kind::ResponseEnd(ResponseEnd::default())),
             RESPONSE_END_FRAME.to_vec()
         );
-        assert!(is_bare_end(&RESPONSE_END_FRAME));
-        assert!(!is_bare_end(&RESPONSE_END_FRAME[..5]));
-        assert!(!is_bare_end(
-            &[RESPONSE_END_FRAME, RESPONSE_END_FRAME].concat()
-        ));
+        assert_eq!(
+            enc(Kind::ResponseEnd(ResponseEnd { close: true })),
+            RESPONSE_END_CLOSE_FRAME.to_vec()
+        );
+        assert_eq!(bare_end(&RESPONSE_END_FRAME), Some(false));
+        assert_eq!(bare_end(&RESPONSE_END_CLOSE_FRAME), Some(true));
+        assert_eq!(bare_end(&RESPONSE_END_FRAME[..5]), None);
+        assert_eq!(bare_end(&RESPONSE_END_CLOSE_FRAME[..7]), None);
+        assert_eq!(
+            bare_end(&[RESPONSE_END_FRAME, RESPONSE_END_FRAME].concat()),
+            None
+        );
     }
 
     #[test]
@@ -188,7 +213,32 @@ mod tests {
         for split in [1, 2, 5, 6, 7, 4096, 65536, stream.len()] {
             let (got, end) = feed(&stream, split);
             assert_eq!(got, chunks.concat(), "split {split}");
-            assert_eq!(end, ScanEnd::End { trailing: 0 }, "split {split}");
+            assert_eq!(
+                end,
+                ScanEnd::End {
+                    trailing: 0,
+                    close: false
+                },
+                "split {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_close_flag_is_reported_for_every_read_size() {
+        let mut stream = enc(Kind::ResponseBody("last".into()));
+        stream.extend_from_slice(&RESPONSE_END_CLOSE_FRAME);
+        for split in 1..=stream.len() {
+            let (got, end) = feed(&stream, split);
+            assert_eq!(got, b"last", "split {split}");
+            assert_eq!(
+                end,
+                ScanEnd::End {
+                    trailing: 0,
+                    close: true
+                },
+                "split {split}"
+            );
         }
     }
 
@@ -196,7 +246,13 @@ mod tests {
     fn empty_body_is_just_the_end() {
         let (got, end) = feed(&RESPONSE_END_FRAME, 1);
         assert!(got.is_empty());
-        assert_eq!(end, ScanEnd::End { trailing: 0 });
+        assert_eq!(
+            end,
+            ScanEnd::End {
+                trailing: 0,
+                close: false
+            }
+        );
     }
 
     #[test]
@@ -205,14 +261,32 @@ mod tests {
         stream.extend_from_slice(b"junk");
         let (got, end) = feed(&stream, stream.len());
         assert_eq!(got, b"ok");
-        assert_eq!(end, ScanEnd::End { trailing: 4 });
+        assert_eq!(
+            end,
+            ScanEnd::End {
+                trailing: 4,
+                close: false
+            }
+        );
 
         // ...also when they come in a later read.
         let mut s = ResponseStream::new();
         let first = body(&[b"ok"]);
         let none = |_| Ok::<(), Infallible>(());
-        assert_eq!(s.scan(&first, none), Ok(ScanEnd::End { trailing: 0 }));
-        assert_eq!(s.scan(b"xyz", none), Ok(ScanEnd::End { trailing: 3 }));
+        assert_eq!(
+            s.scan(&first, none),
+            Ok(ScanEnd::End {
+                trailing: 0,
+                close: false
+            })
+        );
+        assert_eq!(
+            s.scan(b"xyz", none),
+            Ok(ScanEnd::End {
+                trailing: 3,
+                close: false
+            })
+        );
     }
 
     #[test]
@@ -239,7 +313,10 @@ mod tests {
         assert_eq!(s.state(), StreamState::Body);
         assert_eq!(
             s.scan(&RESPONSE_END_FRAME, none),
-            Ok(ScanEnd::End { trailing: 0 })
+            Ok(ScanEnd::End {
+                trailing: 0,
+                close: false
+            })
         );
     }
 
@@ -259,9 +336,15 @@ mod tests {
     #[test]
     fn head_only_end_marks_the_stream_complete() {
         let mut s = ResponseStream::new();
-        s.end_at_head();
+        s.end_at_head(true);
         assert_eq!(s.state(), StreamState::Ended);
         let none = |_| Ok::<(), Infallible>(());
-        assert_eq!(s.scan(b"", none), Ok(ScanEnd::End { trailing: 0 }));
+        assert_eq!(
+            s.scan(b"", none),
+            Ok(ScanEnd::End {
+                trailing: 0,
+                close: true
+            })
+        );
     }
 }

@@ -17,7 +17,7 @@ use crate::config::LocConf;
 use crate::ffi::{request_ctx, request_loc_conf, request_main_conf, span, AGAIN, ERROR, OK};
 use crate::head::{self, Parsed};
 use crate::module;
-use crate::stream::{is_bare_end, ResponseStream, RESPONSE_END_FRAME};
+use crate::stream::{bare_end, ResponseStream};
 
 const INVALID_HEADER: ngx_int_t = NGX_HTTP_UPSTREAM_INVALID_HEADER as ngx_int_t;
 
@@ -79,13 +79,17 @@ pub unsafe extern "C" fn process_header(r: *mut ngx_http_request_t) -> ngx_int_t
     // after the header: consume its response_end now, so the connection is
     // known to be idle and may be kept alive.
     let is_head = r.method == NGX_HTTP_HEAD as usize;
-    if head::is_header_only(is_head, h.status) && is_bare_end(&buf[used..]) {
+    let bare = head::is_header_only(is_head, h.status)
+        .then(|| bare_end(&buf[used..]))
+        .flatten();
+    if let Some(close) = bare {
         // SAFETY: our handler set the ctx before the upstream started.
         if let Some(ctx) = unsafe { request_ctx::<ResponseStream>(r, module()) } {
-            ctx.end_at_head();
-            // SAFETY: the frame is inside the buffer (checked by is_bare_end).
-            u.buffer.pos = unsafe { u.buffer.pos.add(RESPONSE_END_FRAME.len()) };
-            u.set_keepalive(u32::from(u.headers_in.connection_close() == 0));
+            ctx.end_at_head(close);
+            // SAFETY: the frame is the rest of the buffer (checked by bare_end).
+            u.buffer.pos = unsafe { u.buffer.pos.add(buf.len() - used) };
+            let reuse = u.headers_in.connection_close() == 0 && !close;
+            u.set_keepalive(u32::from(reuse));
         }
     }
     OK

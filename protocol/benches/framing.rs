@@ -110,7 +110,7 @@ fn response_stream(head_status: u32, body: &[u8]) -> Vec<u8> {
         }));
     }
     out.extend(frame::encode_to_vec(&Frame {
-        kind: Some(Kind::ResponseEnd(ResponseEnd {})),
+        kind: Some(Kind::ResponseEnd(ResponseEnd::default())),
     }));
     out
 }
@@ -127,7 +127,7 @@ fn parse_response(stream: &[u8], read: usize) -> usize {
             pos = next;
             match step {
                 BodyStep::Data(r) => data += r.len(),
-                BodyStep::NeedMore | BodyStep::End => break,
+                BodyStep::NeedMore | BodyStep::End { .. } => break,
                 BodyStep::WorkerError(e) => panic!("{e:?}"),
             }
         }

@@ -53,8 +53,10 @@ fn unexpected(kind: &Kind, wanted: &str) -> FrameError {
 pub enum BodyStep {
     /// Body bytes at this range of the input slice.
     Data(Range<usize>),
-    /// `response_end`: the response is complete and the connection idle.
-    End,
+    /// `response_end`: the response is complete. `close`: the worker
+    /// closes the connection now (`ResponseEnd.close`); otherwise it is
+    /// idle and may carry the next request.
+    End { close: bool },
     /// The worker sent an `error` frame mid-response.
     WorkerError(pb::Error),
     /// The input is exhausted; feed more.
@@ -75,8 +77,8 @@ enum State {
     Data { remaining: usize },
     /// Collecting a whole control frame (`response_end` / `error`).
     Control { frame: Vec<u8>, len: usize },
-    /// After `response_end`.
-    Done,
+    /// After `response_end` (with its `close` flag).
+    Done { close: bool },
     /// After an error or an `error` frame: the stream is over, and every
     /// later call repeats why.
     Failed(FrameError),
@@ -106,7 +108,7 @@ impl BodyParser {
 
     /// True once `response_end` was seen.
     pub fn is_done(&self) -> bool {
-        matches!(self.state, State::Done)
+        matches!(self.state, State::Done { .. })
     }
 
     /// Parses from `input[pos..]`. Returns the new position and what was
@@ -135,7 +137,7 @@ impl BodyParser {
         loop {
             match &mut self.state {
                 State::Failed(e) => return Err(e.clone()),
-                State::Done => return Ok((pos, BodyStep::End)),
+                State::Done { close } => return Ok((pos, BodyStep::End { close: *close })),
                 State::Data { remaining } => {
                     if pos == input.len() {
                         return Ok((pos, BodyStep::NeedMore));
@@ -158,9 +160,9 @@ impl BodyParser {
                     let decoded = pb::Frame::decode(Bytes::from(std::mem::take(frame)))
                         .map_err(|e| FrameError::Malformed(e.to_string()))?;
                     return match decoded.kind {
-                        Some(Kind::ResponseEnd(_)) => {
-                            self.state = State::Done;
-                            Ok((pos, BodyStep::End))
+                        Some(Kind::ResponseEnd(end)) => {
+                            self.state = State::Done { close: end.close };
+                            Ok((pos, BodyStep::End { close: end.close }))
                         }
                         Some(Kind::Error(err)) => Ok((pos, BodyStep::WorkerError(err))),
                         Some(other) => Err(unexpected(&other, "response_body or response_end")),
@@ -262,7 +264,7 @@ mod tests {
         for c in chunks {
             out.extend(enc(Kind::ResponseBody(Bytes::copy_from_slice(c))));
         }
-        out.extend(enc(Kind::ResponseEnd(ResponseEnd {})));
+        out.extend(enc(Kind::ResponseEnd(ResponseEnd::default())));
         out
     }
 
@@ -279,7 +281,7 @@ mod tests {
                 match step {
                     BodyStep::Data(r) => body.extend_from_slice(&piece[r]),
                     BodyStep::NeedMore => break,
-                    BodyStep::End => {
+                    BodyStep::End { .. } => {
                         assert_eq!(pos, piece.len(), "data after end");
                         return Ok((body, None, true));
                     }
@@ -462,7 +464,38 @@ mod tests {
         assert_eq!(&stream[6..9], b"abc");
         let (pos, step) = p.step(&stream, pos).unwrap();
         assert_eq!(step, BodyStep::Data(15..17));
-        assert_eq!(p.step(&stream, pos).unwrap().1, BodyStep::End);
+        assert_eq!(
+            p.step(&stream, pos).unwrap().1,
+            BodyStep::End { close: false }
+        );
         assert!(p.is_done());
+    }
+
+    #[test]
+    fn the_close_flag_of_response_end_is_reported_at_every_split() {
+        let mut stream = enc(Kind::ResponseBody(Bytes::from_static(b"abc")));
+        stream.extend(enc(Kind::ResponseEnd(ResponseEnd { close: true })));
+        for split in 1..=stream.len() {
+            let mut p = BodyParser::new();
+            let mut end = None;
+            for piece in stream.chunks(split) {
+                let mut pos = 0;
+                loop {
+                    let (next, step) = p.step(piece, pos).unwrap();
+                    pos = next;
+                    match step {
+                        BodyStep::Data(_) => {}
+                        BodyStep::NeedMore => break,
+                        BodyStep::End { close } => {
+                            end = Some(close);
+                            break;
+                        }
+                        BodyStep::WorkerError(e) => panic!("{e:?}"),
+                    }
+                }
+            }
+            assert_eq!(end, Some(true), "split {split}");
+            assert_eq!(p.step(&[], 0).unwrap().1, BodyStep::End { close: true });
+        }
     }
 }

@@ -120,6 +120,9 @@ pub struct Connection {
     /// A request has begun on this connection: nginx connected for it, so
     /// a stopping worker must not close it before its first request.
     pub(super) served: bool,
+    /// The worker closes this connection after the current response, and
+    /// its `response_end` says so (`close`), so nginx does not reuse it.
+    last: bool,
 }
 
 impl Connection {
@@ -131,7 +134,19 @@ impl Connection {
             io_timeout,
             body: BodyCursor::default(),
             served: false,
+            last: false,
         }
+    }
+
+    /// Marks the current response as the last on this connection: its
+    /// `response_end` carries `close` and the worker closes afterwards.
+    pub fn set_last(&mut self) {
+        self.last = true;
+    }
+
+    /// Whether the connection closes after the current response.
+    pub fn is_last(&self) -> bool {
+        self.last
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

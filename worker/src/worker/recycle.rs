@@ -38,6 +38,12 @@ impl Recycle {
         self.max_requests
     }
 
+    /// Whether the request about to be served is this worker's last: the
+    /// limit is reached with it, or the worker is due already.
+    pub fn next_is_last(&self) -> bool {
+        self.due.is_some() || self.max_requests.is_some_and(|max| self.served + 1 >= max)
+    }
+
     /// Counts one served request.
     pub fn count_request(&mut self) {
         self.served += 1;
@@ -111,6 +117,20 @@ mod tests {
         r.check_rss(|| Some(u64::MAX));
         assert_eq!(r.due(), None);
         assert_eq!(r.max_requests(), None);
+    }
+
+    #[test]
+    fn the_request_that_reaches_the_limit_is_the_last() {
+        let mut r = Recycle::new(2, 0, 0, 0);
+        assert!(!r.next_is_last());
+        r.count_request();
+        assert!(r.next_is_last());
+        r.count_request();
+        assert!(r.due().is_some() && r.next_is_last());
+        let mut r = Recycle::new(0, 0, 100, 0);
+        r.check_rss(|| Some(200 << 20));
+        assert!(r.next_is_last());
+        assert!(!Recycle::new(0, 0, 0, 0).next_is_last());
     }
 
     #[test]

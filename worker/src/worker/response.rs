@@ -10,7 +10,8 @@ use std::os::fd::BorrowedFd;
 use ferrocorn_protocol::pb::error::Kind as ErrorKind;
 
 use super::connection::{Blocker, ConnError, Connection};
-use super::response_head::{HeadFields, RESPONSE_END};
+use super::response_head::{HeadFields, RESPONSE_END, RESPONSE_END_CLOSE};
+use crate::signals;
 
 /// A validated status line and headers, waiting to be sent.
 #[derive(Debug, Clone)]
@@ -184,7 +185,18 @@ impl ResponseWriter {
     }
 
     fn complete(&mut self, conn: &mut Connection) {
-        conn.out().extend_from_slice(&RESPONSE_END);
+        // A stop that came while the app ran makes this the last response:
+        // decided here, at the last moment, so nginx learns it with the
+        // response instead of finding the connection closed later.
+        if signals::stop_requested() || signals::quit_requested() {
+            conn.set_last();
+        }
+        let end: &[u8] = if conn.is_last() {
+            &RESPONSE_END_CLOSE
+        } else {
+            &RESPONSE_END
+        };
+        conn.out().extend_from_slice(end);
         self.phase = Phase::Complete;
     }
 

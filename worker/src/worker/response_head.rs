@@ -11,6 +11,10 @@ use ferrocorn_protocol::{FrameError, MAX_FRAME_SIZE, PROTOCOL_VERSION};
 /// `Frame.response_end`: length 2, key of field 6, empty message.
 pub const RESPONSE_END: [u8; 6] = [0, 0, 0, 2, (6 << 3) | 2, 0];
 
+/// `Frame.response_end` with `close = true` (field 1, varint 1): the last
+/// response on its connection.
+pub const RESPONSE_END_CLOSE: [u8; 8] = [0, 0, 0, 4, (6 << 3) | 2, 2, 1 << 3, 1];
+
 /// Key of `Frame.response_head` (field 4, length-delimited).
 const FRAME_RESPONSE_HEAD: u8 = (4 << 3) | 2;
 /// Keys inside `ResponseHead`.
@@ -149,9 +153,13 @@ mod tests {
     #[test]
     fn end_matches_prost() {
         let f = Frame {
-            kind: Some(Kind::ResponseEnd(ResponseEnd {})),
+            kind: Some(Kind::ResponseEnd(ResponseEnd::default())),
         };
         assert_eq!(RESPONSE_END.to_vec(), frame::encode_to_vec(&f));
+        let f = Frame {
+            kind: Some(Kind::ResponseEnd(ResponseEnd { close: true })),
+        };
+        assert_eq!(RESPONSE_END_CLOSE.to_vec(), frame::encode_to_vec(&f));
     }
 
     #[test]

@@ -339,6 +339,9 @@ fn serve_connection<H: Handler>(
             return refuse(conn, ErrorKind::VersionMismatch, why);
         }
         conn.begin_body();
+        if config.keep_alive.is_zero() || recycle.next_is_last() {
+            conn.set_last();
+        }
         signals::set_current_request(conn.fd().as_raw_fd());
         let back = handler.handle(conn, head);
         signals::set_current_request(-1);
@@ -353,7 +356,8 @@ fn serve_connection<H: Handler>(
                 return None;
             }
         }
-        if config.keep_alive.is_zero() {
+        if conn.is_last() {
+            // Its response_end said `close`: nginx will not reuse it.
             return None;
         }
         if !conn.has_buffered_frame() {
@@ -469,9 +473,10 @@ mod tests {
         assert_eq!(
             kinds
                 .iter()
-                .filter(|k| matches!(k, Kind::ResponseEnd(_)))
+                .filter(|k| matches!(k, Kind::ResponseEnd(e) if !e.close))
                 .count(),
-            2
+            2,
+            "both ended, the connection kept: {kinds:?}"
         );
     }
 
@@ -552,8 +557,8 @@ mod tests {
         assert_eq!(echo.seen, vec!["GET"]);
         let kinds = received(&mut peer);
         assert!(
-            matches!(kinds.last(), Some(Kind::ResponseEnd(_))),
-            "{kinds:?}"
+            matches!(kinds.last(), Some(Kind::ResponseEnd(e)) if e.close),
+            "the last response says the connection closes: {kinds:?}"
         );
     }
 
@@ -565,6 +570,32 @@ mod tests {
         cfg.keep_alive = Duration::ZERO;
         assert!(
             serve_connection(conn, &mut Echo { seen: vec![] }, &cfg, &mut no_recycle()).is_none()
+        );
+        let kinds = received(&mut peer);
+        assert!(
+            matches!(kinds.last(), Some(Kind::ResponseEnd(e)) if e.close),
+            "{kinds:?}"
+        );
+    }
+
+    #[test]
+    fn the_request_that_reaches_max_requests_says_close() {
+        let (conn, mut peer) = test_pair();
+        let mut bytes = request("GET", 1, b"");
+        bytes.extend(request("GET", 1, b""));
+        peer.write_all(&bytes).unwrap();
+        let mut recycle = Recycle::new(1, 0, 0, 0);
+        let mut echo = Echo { seen: vec![] };
+        assert!(serve_connection(conn, &mut echo, &config(), &mut recycle).is_none());
+        assert_eq!(
+            echo.seen,
+            vec!["GET"],
+            "the second request is left to nginx"
+        );
+        let kinds = received(&mut peer);
+        assert!(
+            matches!(kinds.last(), Some(Kind::ResponseEnd(e)) if e.close),
+            "{kinds:?}"
         );
     }
 }

@@ -23,7 +23,7 @@ pub fn encode() -> Vec<u8> {
         kind: Some(Kind::ResponseBody(Bytes::from_static(BODY))),
     }));
     out.extend(frame::encode_to_vec(&Frame {
-        kind: Some(Kind::ResponseEnd(ResponseEnd {})),
+        kind: Some(Kind::ResponseEnd(ResponseEnd { close: true })),
     }));
     out
 }
