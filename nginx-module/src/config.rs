@@ -44,16 +44,38 @@ pub struct LocConf {
     pub cache_key: ngx_http_complex_value_t,
 }
 
-/// The http-level settings: the cache zones `ferrocorn_cache_path` declares.
+/// The http-level settings: the cache zones `ferrocorn_cache_path`
+/// declares, and the upstreams `ferrocorn_pass` uses.
 #[repr(C)]
 pub struct MainConf {
     /// `ngx_http_file_cache_t *` items, filled by nginx's
     /// `ngx_http_file_cache_set_slot`; the upstream looks zones up here
     /// when `ferrocorn_cache` names one through variables.
     pub caches: ngx_array_t,
+    /// [`crate::peer::Guarded`] items: each upstream `ferrocorn_pass` uses,
+    /// with its balancer's `peer.init`, wrapped at postconfiguration.
+    pub guarded: ngx_array_t,
 }
 
-/// `create_main_conf`: an empty cache list.
+/// `ngx_array_init` (a C inline function bindgen does not see): room for
+/// four `item`-byte elements from the conf pool.
+///
+/// # Safety
+/// `cf` is a live conf.
+unsafe fn empty_array(cf: *mut ngx_conf_t, item: usize) -> Option<ngx_array_t> {
+    // SAFETY: nginx passes a live conf; pool allocation for 4 items.
+    let elts = unsafe { ngx::ffi::ngx_palloc((*cf).pool, 4 * item) };
+    (!elts.is_null()).then(|| ngx_array_t {
+        elts,
+        nelts: 0,
+        size: item,
+        nalloc: 4,
+        // SAFETY: as above.
+        pool: unsafe { (*cf).pool },
+    })
+}
+
+/// `create_main_conf`: empty cache and upstream lists.
 ///
 /// # Safety
 /// Called by nginx with a valid `cf`.
@@ -64,22 +86,16 @@ pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     let Some(conf) = (unsafe { conf.as_mut() }) else {
         return ptr::null_mut();
     };
-    // ngx_array_init (a C inline function bindgen does not see), in place:
-    // the stock cache_path slot pushes into this very array.
-    let item = mem::size_of::<*mut ngx::ffi::ngx_http_file_cache_t>();
-    // SAFETY: nginx passes a live conf; pool allocation for 4 items.
-    let elts = unsafe { ngx::ffi::ngx_palloc((*cf).pool, 4 * item) };
-    if elts.is_null() {
+    // In place: the stock cache_path slot pushes into this very array.
+    let cache = mem::size_of::<*mut ngx::ffi::ngx_http_file_cache_t>();
+    // SAFETY: nginx passes a live conf.
+    let (Some(caches), Some(guarded)) = (unsafe { empty_array(cf, cache) }, unsafe {
+        empty_array(cf, mem::size_of::<crate::peer::Guarded>())
+    }) else {
         return ptr::null_mut();
-    }
-    conf.caches = ngx_array_t {
-        elts,
-        nelts: 0,
-        size: item,
-        nalloc: 4,
-        // SAFETY: as above.
-        pool: unsafe { (*cf).pool },
     };
+    conf.caches = caches;
+    conf.guarded = guarded;
     (conf as *mut MainConf).cast()
 }
 

@@ -71,6 +71,11 @@ pub unsafe extern "C" fn set_pass(
     if lcf.upstream.upstream.is_null() {
         return NGX_CONF_ERROR;
     }
+    // SAFETY: inside a directive of the http block; the upstream lives
+    // with the configuration.
+    if !unsafe { crate::peer::register(cf, lcf.upstream.upstream) } {
+        return NGX_CONF_ERROR;
+    }
 
     let Some(clcf) = NgxHttpCoreModule::location_conf_mut(cf_ref) else {
         return NGX_CONF_ERROR;

@@ -39,6 +39,8 @@
 //!   (`ferrocorn_request_buffering off`).
 //! - [`upstream`]: `process_header`, `create_key` and the other upstream
 //!   callbacks.
+//! - [`peer`]: the guard around the balancer that checks a kept-alive
+//!   connection for end of file before a request nginx would not retry.
 //! - [`filter`]: the buffered (event pipe) and non-buffered body filters.
 //! - Pure Rust, unit-tested without nginx: [`head`] (judging the response
 //!   head), [`stream`] (walking the response body stream), [`body_frames`]
@@ -70,6 +72,8 @@ pub mod filter;
 #[cfg(not(test))]
 pub mod handler;
 #[cfg(not(test))]
+pub mod peer;
+#[cfg(not(test))]
 pub mod request;
 #[cfg(not(test))]
 pub mod upstream;
@@ -87,10 +91,11 @@ mod nginx {
     use crate::commands::COMMANDS;
     use crate::config;
 
-    /// The module context: the main conf (cache zones) and the location conf.
+    /// The module context: the main conf (cache zones, guarded upstreams),
+    /// postconfiguration (the guard) and the location conf.
     static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
         preconfiguration: None,
-        postconfiguration: None,
+        postconfiguration: Some(crate::peer::postconfiguration),
         create_main_conf: Some(config::create_main_conf),
         init_main_conf: None,
         create_srv_conf: None,
