@@ -3,6 +3,8 @@
 //! `start_response`, `wsgi.file_wrapper`), driven by [`wsgi::WsgiApp`].
 
 mod app;
+#[doc(hidden)]
+pub mod bench;
 mod environ;
 mod errors;
 mod exchange;

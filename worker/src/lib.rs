@@ -1,0 +1,79 @@
+//! `ferrocorn`: a pre-fork WSGI server for nginx. A master process (no
+//! Python in it) binds the sockets and supervises worker processes; each
+//! worker embeds CPython, imports the app, and serves requests that
+//! nginx's ferrocorn module sends over the Ferrocorn protocol.
+//!
+//! # Layout
+//!
+//! - `main.rs`: calls [`cli`]; `lib.rs` (this file): parse the command
+//!   line, call [`supervisor::run`], exit. A library so that
+//!   `cargo bench -p ferrocorn` can drive [`hot_path`].
+//! - [`settings`]: every setting as data (flags, default, validator, doc);
+//!   the parser and `--help` come from that table.
+//! - [`logging`]: the error log in Gunicorn's line format.
+//! - [`access_log`]: one line per request in Gunicorn's
+//!   `access_log_format`, written by workers.
+//! - [`metrics`]: statsd (Gunicorn's names) and the master's Prometheus
+//!   endpoint, from counters shared across fork.
+//! - [`signals`]: every signal handler (master: self-pipe queue; worker:
+//!   flags).
+//! - [`supervisor`]: the master. `arbiter` (the loop and one handler per
+//!   signal), `workers` (its decisions, tested without fork), `listener`
+//!   (binding), `heartbeat` (liveness of workers), `spawn` (the fork
+//!   boundary and a worker's life), `systemd` (`Type=notify`, socket
+//!   activation).
+//! - [`worker`]: the protocol side of a worker, no Python: `connection`
+//!   (framed, non-blocking socket I/O), `request_body` (the body as a
+//!   stream), `response` and `response_head` (what goes back, and how it
+//!   is encoded), `serve` (the poll loop with keep-alive).
+//! - [`python`]: the embedded interpreter: `interpreter` (start/stop),
+//!   `app` (`MODULE:APP`), `environ`, `input`, `errors`, `start_response`,
+//!   `file_wrapper`, `wsgi` (calls the app and sends its response),
+//!   `exchange` (the request state shared with Python objects), `latin1`
+//!   and `traceback` (conversions).
+
+#[macro_use]
+mod logging;
+mod access_log;
+mod config_file;
+mod metrics;
+mod python;
+mod settings;
+mod settings_compat;
+mod signals;
+mod supervisor;
+mod worker;
+
+#[doc(hidden)]
+pub mod hot_path;
+
+use std::process::ExitCode;
+
+use settings::Command;
+
+/// The `ferrocorn` command: parses arguments, environment and config file,
+/// then runs the supervisor (or prints help or the version).
+pub fn cli() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let env = settings::Environment::from_vars(&vars);
+    match settings::parse_all(&args, env, &config_file::evaluate) {
+        Ok(Command::Run(settings)) => ExitCode::from(supervisor::run(*settings)),
+        Ok(Command::Help) => {
+            print!("{}", settings::help());
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Markdown) => {
+            print!("{}", settings::markdown());
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Version) => {
+            println!("ferrocorn {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
