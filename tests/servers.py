@@ -142,6 +142,14 @@ def children_of(pid):
     return sorted(kids)
 
 
+def is_hook_runner(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return b"\0ferrocorn-hook-runner\0" in f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def pids_with_cmdline(marker):
     """Live processes whose command line contains marker (a unique path)."""
     found = []
@@ -239,7 +247,8 @@ class Ferrocorn:
         return self
 
     def worker_pids(self):
-        return children_of(self.proc.pid)
+        """The master's children but the hook runner (a python running master-side hooks)."""
+        return [pid for pid in children_of(self.proc.pid) if not is_hook_runner(pid)]
 
     def logs(self, since=(0, 0)):
         """Error log and stdout/stderr text after marks from log_marks()."""

@@ -96,8 +96,9 @@ REFUSED = [
     ("daemon = True\n", "daemon", "systemd"),
     ("wrokers = 4\n", "wrokers", "unknown setting"),
     ("workers = 'many'\n", "--workers", "positive integer"),
-    ("def on_starting(server):\n    pass\n", "on_starting", "master-side hooks are not run"),
-    ("def worker_abort(worker):\n    pass\n", "worker_abort", "no Python code can run"),
+    ("def ssl_context(config, default):\n    pass\n", "ssl_context", "TLS"),
+    ("reload_engine = 'inotify'\n", "--reload-engine", "no inotify engine"),
+    ("reload_extra_files = ['/nonexistent/x.html']\n", "--reload-extra-file", "existing file"),
     ("workers = 1 / 0\n", "ZeroDivisionError", "failed"),
 ]
 

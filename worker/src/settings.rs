@@ -87,6 +87,16 @@ pub struct Settings {
     /// Server hooks the config file defines that workers run
     /// (`post_fork`, `pre_request`...); the worker reads them from the file.
     pub hooks: Vec<String>,
+    /// Server hooks the config file defines that the master calls
+    /// (`on_starting`, `pre_fork`...), run by the hook runner process.
+    pub master_hooks: Vec<String>,
+    /// `--hook-timeout`: seconds a master-side hook may run before the
+    /// master logs it, kills the hook runner and goes on.
+    pub hook_timeout: u64,
+    /// `--reload`: workers restart when a loaded Python file changes.
+    pub reload: bool,
+    /// `--reload-extra-file`: more files whose change restarts workers.
+    pub reload_extra_files: Vec<PathBuf>,
     /// Settings accepted without effect, logged as warnings at start.
     pub warnings: Vec<String>,
     /// Every setting's values after all sources, for `--check-config`.
@@ -214,8 +224,9 @@ pub static SETTINGS: &[Setting] = &[
         default: Some("30"),
         repeatable: false,
         doc: "Workers silent for more than this many seconds (stuck in one \
-              request) are killed and replaced: first SIGABRT, then SIGKILL. \
-              0 disables the check.",
+              request) are killed and replaced: first SIGABRT, then SIGKILL \
+              (with a `worker_abort` hook, a signal that runs it comes a \
+              second before). 0 disables the check.",
         apply: |s, v| {
             s.timeout = parse_seconds(v)?;
             Ok(())
@@ -657,6 +668,71 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        name: "reload",
+        flags: &["--reload"],
+        meta: "",
+        default: Some("false"),
+        repeatable: false,
+        doc: "Development: a worker restarts when a Python file of a module it \
+              has loaded (or a `--reload-extra-file`) changes, checked once a \
+              second between requests; the next request is served by the new \
+              code. A file that no longer imports gives 500s with the \
+              traceback until it is fixed. With `--preload` the new workers \
+              fork from the master's copy of the app (a warning says so).",
+        apply: |s, v| {
+            s.reload = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "reload_engine",
+        flags: &["--reload-engine"],
+        meta: "ENGINE",
+        default: Some("auto"),
+        repeatable: false,
+        doc: "How `--reload` notices changes: `auto` or `poll` (both compare \
+              modification times once a second; there is no inotify engine).",
+        apply: |_, v| match v.trim() {
+            "auto" | "poll" => Ok(()),
+            "inotify" => Err("auto or poll (ferrocorn polls modification times; \
+                              there is no inotify engine)"
+                .into()),
+            _ => Err("auto or poll".into()),
+        },
+    },
+    Setting {
+        name: "reload_extra_files",
+        flags: &["--reload-extra-file"],
+        meta: "FILE",
+        default: None,
+        repeatable: true,
+        doc: "With `--reload`, also restart the workers when this file changes \
+              (templates, configuration; repeatable).",
+        apply: |s, v| {
+            let path = PathBuf::from(v);
+            if !path.is_file() {
+                return Err("expected an existing file".into());
+            }
+            s.reload_extra_files.push(path);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "hook_timeout",
+        flags: &["--hook-timeout"],
+        meta: "SECONDS",
+        default: Some("30"),
+        repeatable: false,
+        doc: "How long a master-side server hook of the config file \
+              (`on_starting`, `pre_fork`, `child_exit`...) may run. One that \
+              takes longer is logged, the process running it is killed and \
+              restarted, and the master goes on.",
+        apply: |s, v| {
+            s.hook_timeout = parse_positive(v)? as u64;
+            Ok(())
+        },
+    },
 ];
 
 impl Settings {
@@ -696,6 +772,10 @@ impl Settings {
             preload_app: false,
             allow_root: false,
             hooks: Vec::new(),
+            master_hooks: Vec::new(),
+            hook_timeout: 0,
+            reload: false,
+            reload_extra_files: Vec::new(),
             warnings: Vec::new(),
             effective: Vec::new(),
         }
@@ -795,6 +875,7 @@ pub fn parse_all(
     };
     let mut warnings = Vec::new();
     let mut hooks = Vec::new();
+    let mut master_hooks = Vec::new();
     let config = [&cli.given, &from_env]
         .into_iter()
         .find_map(|g| g.iter().rev().find(|(s, _)| s.name == "config"))
@@ -813,7 +894,7 @@ pub fn parse_all(
                 .map(|s| s.name)
                 .collect();
             let entries = evaluate(file, &python, &repeatable).map_err(SettingsError)?;
-            file_values(file, entries, &mut warnings, &mut hooks)?
+            file_values(file, entries, &mut warnings, &mut hooks, &mut master_hooks)?
         }
         None => Vec::new(),
     };
@@ -834,6 +915,7 @@ pub fn parse_all(
     let mut settings = Settings::empty();
     settings.warnings = warnings;
     settings.hooks = hooks;
+    settings.master_hooks = master_hooks;
     for setting in SETTINGS {
         let of = |g: &Given| -> Vec<String> {
             g.iter()
@@ -982,6 +1064,7 @@ fn file_values(
     entries: Vec<Entry>,
     warnings: &mut Vec<String>,
     hooks: &mut Vec<String>,
+    master_hooks: &mut Vec<String>,
 ) -> Result<Given, SettingsError> {
     let at = |name: &str| format!("{name} in {}", file.display());
     let mut given = Vec::new();
@@ -1014,6 +1097,7 @@ fn file_values(
                 }
             }
             Entry::Callable { name } if compat::is_worker_hook(&name) => hooks.push(name),
+            Entry::Callable { name } if compat::is_master_hook(&name) => master_hooks.push(name),
             Entry::Callable { name } => {
                 if let Some(why) = compat::hook_refusal(&name) {
                     return Err(SettingsError(format!(

@@ -139,31 +139,25 @@ pub static WORKER_HOOKS: &[&str] = &[
     "pre_request",
     "post_request",
     "worker_int",
+    "worker_abort",
     "worker_exit",
 ];
 
-/// Server hooks Gunicorn calls that Ferrocorn refuses, with the reason.
-static REFUSED_HOOKS: &[(&str, &str)] = &[
-    ("on_starting", MASTER_HOOK),
-    ("on_reload", MASTER_HOOK),
-    ("when_ready", MASTER_HOOK),
-    ("pre_fork", MASTER_HOOK),
-    ("pre_exec", MASTER_HOOK),
-    ("child_exit", MASTER_HOOK),
-    ("nworkers_changed", MASTER_HOOK),
-    ("on_exit", MASTER_HOOK),
-    (
-        "worker_abort",
-        "a worker past --timeout is aborted by a C signal handler that dumps every \
-         thread's traceback to the error log (even when stuck in C code) and \
-         answers 504; no Python code can run at that point",
-    ),
-    ("ssl_context", TLS),
+/// Server hooks the master calls, run by the hook runner process: see
+/// `master_hooks`.
+pub static MASTER_HOOKS: &[&str] = &[
+    "on_starting",
+    "on_reload",
+    "when_ready",
+    "pre_fork",
+    "pre_exec",
+    "child_exit",
+    "nworkers_changed",
+    "on_exit",
 ];
 
-const MASTER_HOOK: &str = "master-side hooks are not run: the master does not run Python \
-     (the config file is read by a subprocess); worker hooks (post_fork, post_worker_init, \
-     pre_request, post_request, worker_int, worker_exit) are";
+/// Server hooks Gunicorn calls that Ferrocorn refuses, with the reason.
+static REFUSED_HOOKS: &[(&str, &str)] = &[("ssl_context", TLS)];
 
 /// Why `name = value` is refused, if it is.
 pub fn refusal(name: &str, value: &str) -> Option<&'static str> {
@@ -201,11 +195,17 @@ pub fn is_worker_hook(name: &str) -> bool {
     WORKER_HOOKS.contains(&name)
 }
 
+/// A server hook the master calls (through the hook runner).
+pub fn is_master_hook(name: &str) -> bool {
+    MASTER_HOOKS.contains(&name)
+}
+
 /// A Gunicorn name this table knows.
 pub fn is_known(name: &str) -> bool {
     refusal(name, "\0").is_some()
         || no_effect(name).is_some()
         || is_worker_hook(name)
+        || is_master_hook(name)
         || hook_refusal(name).is_some()
 }
 
@@ -226,8 +226,11 @@ mod tests {
         assert_eq!(refusal("workers", "4"), None);
         assert_eq!(refused_flag("-k"), Some(("worker_class", REFUSED[0].why)));
         assert!(no_effect("forwarded_allow_ips").is_some());
-        assert!(hook_refusal("on_starting").is_some());
+        assert!(hook_refusal("ssl_context").unwrap().contains("TLS"));
+        assert!(hook_refusal("on_starting").is_none() && is_master_hook("on_starting"));
         assert!(hook_refusal("post_fork").is_none() && is_worker_hook("post_fork"));
+        assert!(is_worker_hook("worker_abort") && !is_master_hook("worker_abort"));
+        assert_eq!(refusal("reload", "true"), None);
         assert_eq!(hook_refusal("my_helper"), None);
         assert!(is_known("certfile") && is_known("on_exit") && !is_known("wrokers"));
     }

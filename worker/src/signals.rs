@@ -178,6 +178,22 @@ extern "C" fn abort_stuck(signo: libc::c_int) {
     }
 }
 
+/// The signal the master sends a silent worker first when the config file
+/// defines `worker_abort`: a real-time signal no one else sends (glibc
+/// keeps the first two for itself; SIGRTMIN accounts for them). The
+/// worker's Python-level handler for it runs the hook when the
+/// interpreter gets control (see `python::hooks`).
+pub fn worker_abort_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 2
+}
+
+/// Master side: asks `pid` to run its `worker_abort` hook and abort.
+pub fn request_worker_abort(pid: nix::unistd::Pid) {
+    // SAFETY: kill(2) with a valid signal number; a worker that just died
+    // gives ESRCH, which is fine (it is being reaped).
+    unsafe { libc::kill(pid.as_raw(), worker_abort_signal()) };
+}
+
 /// Set by SIGTERM in a worker: finish the current request, then exit.
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Set by SIGUSR1 in a worker: reopen the log file.

@@ -13,6 +13,14 @@
 //! - `post_request(worker, req, environ, resp)`: after the response
 //!   (raising is logged);
 //! - `worker_int(worker)`: on SIGINT/SIGQUIT, before the worker quits;
+//! - `worker_abort(worker)`: past `--timeout`, when the interpreter gets
+//!   control: the master sends a real-time signal first
+//!   ([`crate::signals::worker_abort_signal`]) whose Python-level handler
+//!   (CPython runs it between bytecodes of the main thread, so app code
+//!   stuck in a Python loop or a sleep gets interrupted) calls the hook,
+//!   then aborts: the usual SIGABRT dump and 504 follow. Stuck in C code
+//!   holding the GIL, the handler never runs; the master sends SIGABRT a
+//!   tick later regardless;
 //! - `worker_exit(server, worker)`: when the worker leaves its loop.
 
 use std::ffi::CString;
@@ -87,6 +95,17 @@ class Response:
         self.status = None
         self.status_code = None
         self.headers = []
+
+def install_worker_abort(signum, worker_abort, worker):
+    import signal
+    def on_timeout(sig, frame):
+        worker.alive = False
+        try:
+            worker_abort(worker)
+        except BaseException:
+            worker.log.error("Exception in worker_abort hook\n%s", traceback.format_exc().rstrip())
+        os.abort()
+    signal.signal(signum, on_timeout)
 
 def load(path):
     ns = {"__file__": path, "__name__": "__config__"}
@@ -177,6 +196,13 @@ impl Hooks {
                 .filter(|f| f.is_callable())
                 .map(Bound::unbind))
         };
+        if let Some(worker_abort) = pick("worker_abort")? {
+            helpers.getattr("install_worker_abort")?.call1((
+                crate::signals::worker_abort_signal(),
+                worker_abort,
+                &worker,
+            ))?;
+        }
         Ok(Hooks {
             post_fork: pick("post_fork")?,
             post_worker_init: pick("post_worker_init")?,

@@ -15,13 +15,18 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpid, Pid};
 
+use serde_json::json;
+
 use super::heartbeat::Heartbeat;
+use super::hook_runner::{MasterHooks, Outcome, WorkerView};
 use super::listener::Listener;
 use super::service::{self, Identity, PidFile};
 use super::spawn::{self, WorkerBoot};
 use super::systemd::{self, Notifier};
 use super::upgrade::{self, StartContext};
-use super::workers::{judge_exit, timeout_signal, Backoff, Exit, Verdict, WorkerSet, WorkerState};
+use super::workers::{
+    judge_exit, timeout_action, Backoff, Exit, TimeoutAction, Verdict, WorkerSet, WorkerState,
+};
 use crate::logging;
 use crate::metrics::{self, prometheus::MetricsServer, Restart};
 use crate::python::{self, BootError, Preloaded};
@@ -96,6 +101,21 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
         return 1;
     }
     info!("Starting ferrocorn {}", env!("CARGO_PKG_VERSION"));
+    // Master-side hooks, in Gunicorn's order: nworkers_changed(N, None)
+    // as the arbiter is set up, the app preloaded, on_starting before
+    // binding, when_ready once listening, then pre_fork for each worker.
+    let mut hooks = MasterHooks::new(&settings, getpid());
+    if let Err(e) = hooks.start() {
+        error!("{e}");
+        return 1;
+    }
+    let workers = settings.workers;
+    hooks.call(
+        "nworkers_changed",
+        workers,
+        None,
+        &[json!(workers), json!(null)],
+    );
     let inherited = match upgrade::take_inherited() {
         Ok(i) => i,
         Err(e) => {
@@ -118,6 +138,11 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
     } else {
         None
     };
+    if hooks.call("on_starting", workers, None, &[]) == Outcome::Raised {
+        // Gunicorn lets the exception end the start.
+        error!("Reason: the on_starting hook failed");
+        return 1;
+    }
     let mut listeners = Vec::new();
     let activated = match systemd::listen_fds() {
         Ok(a) => a,
@@ -216,8 +241,16 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
             return 1;
         }
     };
+    if hooks.call("when_ready", workers, None, &[]) == Outcome::Raised {
+        error!("Reason: the when_ready hook failed");
+        if !socket_activated {
+            listeners.iter().for_each(Listener::remove_socket_file);
+        }
+        return 1;
+    }
     let mut arbiter = Arbiter {
         target: settings.workers,
+        hooks,
         settings,
         listeners,
         signals: Some(signals),
@@ -273,6 +306,8 @@ struct Arbiter {
     socket_activated: bool,
     /// `--metrics-bind`: Prometheus metrics, answered from the loop.
     metrics_server: Option<MetricsServer>,
+    /// The config file's master-side server hooks.
+    hooks: MasterHooks,
 }
 
 /// Where the master is, as systemd hears it (`READY=1`, `RELOADING=1`).
@@ -417,6 +452,7 @@ impl Arbiter {
     /// moment without a worker ready to accept.
     fn handle_hup(&mut self) {
         info!("Hang up: Master");
+        self.hooks.call("on_reload", self.target, None, &[]);
         self.readiness = Readiness::Reloading;
         self.notify(&format!(
             "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=Reloading: starting new workers",
@@ -424,7 +460,7 @@ impl Arbiter {
         ));
         if self.target == 0 {
             // After WINCH (an upgrade being rolled back): workers again.
-            self.target = self.settings.workers;
+            self.set_target(self.settings.workers);
         }
         let old = self.workers.supersede_running();
         debug!("{old} workers outgoing until their replacements boot");
@@ -464,6 +500,7 @@ impl Arbiter {
                 error!("{e}");
             }
         }
+        self.hooks.call("pre_exec", self.target, None, &[]);
         let fds: Vec<_> = self
             .listeners
             .iter()
@@ -503,21 +540,36 @@ impl Arbiter {
     /// the workers back.
     fn handle_winch(&mut self) {
         info!("Gracefully stopping the workers (WINCH)");
-        self.target = 0;
+        self.set_target(0);
     }
 
     /// TTIN: one worker more.
     fn handle_ttin(&mut self) {
-        self.target += 1;
+        self.set_target(self.target + 1);
         info!("Number of workers: {}", self.target);
         self.notify(&format!("STATUS=Number of workers: {}", self.target));
     }
 
     /// TTOU: one worker fewer (at least one stays).
     fn handle_ttou(&mut self) {
-        self.target = (self.target - 1).max(1);
+        self.set_target((self.target - 1).max(1));
         info!("Number of workers: {}", self.target);
         self.notify(&format!("STATUS=Number of workers: {}", self.target));
+    }
+
+    /// Changes the wanted number of workers; `nworkers_changed(server,
+    /// new, old)` when it did change.
+    fn set_target(&mut self, target: usize) {
+        let old = self.target;
+        self.target = target;
+        if old != target {
+            self.hooks.call(
+                "nworkers_changed",
+                target,
+                None,
+                &[json!(target), json!(old)],
+            );
+        }
     }
 
     /// USR1: reopen the log file, and have every worker do the same.
@@ -525,6 +577,7 @@ impl Arbiter {
         if let Err(e) = logging::reopen() {
             error!("cannot reopen the error log: {e}");
         }
+        self.hooks.reopen_log();
         self.signal_all(Signal::SIGUSR1);
     }
 
@@ -556,6 +609,12 @@ impl Arbiter {
             }
         };
         self.spawned += 1;
+        let booting = WorkerView {
+            pid: None,
+            age: self.spawned,
+            exitcode: None,
+        };
+        self.hooks.call("pre_fork", self.target, Some(booting), &[]);
         match spawn::fork() {
             Ok(Some(pid)) => {
                 self.workers.add(pid, heartbeat, Instant::now());
@@ -566,6 +625,7 @@ impl Arbiter {
                 // bookkeeping (closing its siblings' heartbeats), and never
                 // come back into this loop.
                 self.workers.clear();
+                self.hooks.leave_in_child();
                 self.metrics_server = None;
                 self.notifier = None;
                 let boot = WorkerBoot {
@@ -608,14 +668,23 @@ impl Arbiter {
                 self.upgrade_failed(exit);
                 continue;
             }
+            if self.hooks.reaped(pid) {
+                continue;
+            }
             let Some(worker) = self.workers.remove(pid) else {
                 continue;
+            };
+            let gone = WorkerView {
+                pid: Some(pid),
+                age: worker.age,
+                exitcode: Some(exit.code()),
             };
             let now = Instant::now();
             match judge_exit(pid, exit) {
                 Verdict::Halt { code, reason } => {
                     error!("Worker (pid:{pid}) exited with code {code}");
                     if worker.state == WorkerState::Retiring {
+                        self.child_exit(gone);
                         continue; // abandoned after a failed reload
                     }
                     let kept = self.workers.restore_outgoing();
@@ -624,6 +693,7 @@ impl Arbiter {
                         // service down: the old workers carry on.
                         error!("Reload failed ({reason}); keeping the {kept} previous workers");
                         self.abandon_new_workers();
+                        self.child_exit(gone);
                         continue;
                     }
                     return Some((code, reason));
@@ -638,15 +708,22 @@ impl Arbiter {
                         || worker.heartbeat.has_beaten();
                     match (worker.state, exit) {
                         (WorkerState::Retiring, _) | (_, Exit::Code(0)) => {}
-                        (WorkerState::Aborted, _) => {} // counted when aborted
+                        (WorkerState::Aborted | WorkerState::AbortRequested, _) => {} // counted when aborted
                         (_, Exit::Signal(_)) => metrics::restarted(Restart::Crash),
                         (_, Exit::Code(_)) => metrics::restarted(Restart::Exit),
                     }
                     self.backoff
                         .record_exit(now.duration_since(worker.spawned_at), harmless, now);
+                    self.child_exit(gone);
                 }
             }
         }
+    }
+
+    /// `child_exit(server, worker)` for a reaped worker.
+    fn child_exit(&mut self, worker: WorkerView) {
+        let target = self.target;
+        self.hooks.call("child_exit", target, Some(worker), &[]);
     }
 
     /// After a failed reload: stop the new workers that have not booted
@@ -665,6 +742,7 @@ impl Arbiter {
     fn murder_workers(&mut self) {
         let timeout =
             (self.settings.timeout > 0).then(|| Duration::from_secs(self.settings.timeout));
+        let abort_hook = self.settings.hooks.iter().any(|h| h == "worker_abort");
         let now = SystemTime::now();
         for pid in self.workers.pids() {
             let Some(w) = self.workers.get_mut(pid) else {
@@ -674,14 +752,23 @@ impl Arbiter {
                 Ok(t) => now.duration_since(t).unwrap_or_default(),
                 Err(_) => continue,
             };
-            match timeout_signal(w.state, silent, timeout) {
-                Some(Signal::SIGABRT) => {
+            let first = w.state != WorkerState::AbortRequested;
+            match timeout_action(w.state, silent, timeout, abort_hook) {
+                Some(TimeoutAction::RequestAbort) => {
                     critical!("WORKER TIMEOUT (pid:{pid})");
                     metrics::restarted(Restart::Timeout);
+                    w.state = WorkerState::AbortRequested;
+                    crate::signals::request_worker_abort(pid);
+                }
+                Some(TimeoutAction::Abort) => {
+                    if first {
+                        critical!("WORKER TIMEOUT (pid:{pid})");
+                        metrics::restarted(Restart::Timeout);
+                    }
                     w.state = WorkerState::Aborted;
                     send(pid, Signal::SIGABRT);
                 }
-                Some(sig) => send(pid, sig),
+                Some(TimeoutAction::Kill) => send(pid, Signal::SIGKILL),
                 None => {}
             }
         }
@@ -693,6 +780,7 @@ impl Arbiter {
         self.stop_workers(Stop::Graceful);
         info!("Shutting down: Master");
         info!("Reason: {reason}");
+        self.hooks.call("on_exit", self.target, None, &[]);
         code
     }
 
@@ -703,6 +791,7 @@ impl Arbiter {
         });
         self.stop_workers(stop);
         info!("Shutting down: Master");
+        self.hooks.call("on_exit", self.target, None, &[]);
         0
     }
 
@@ -741,8 +830,9 @@ impl Arbiter {
         let flags = (!block).then_some(WaitPidFlag::WNOHANG);
         while !self.workers.is_empty() {
             match waitpid(None, flags) {
-                Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _)) => {
-                    self.workers.remove(pid);
+                Ok(WaitStatus::Exited(pid, code)) => self.reaped_at_stop(pid, Exit::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.reaped_at_stop(pid, Exit::Signal(sig))
                 }
                 Ok(WaitStatus::StillAlive) => return,
                 Ok(_) | Err(Errno::EINTR) => continue,
@@ -751,6 +841,20 @@ impl Arbiter {
                     return;
                 }
             }
+        }
+    }
+
+    /// A worker (or the hook runner) reaped while stopping.
+    fn reaped_at_stop(&mut self, pid: Pid, exit: Exit) {
+        if self.hooks.reaped(pid) {
+            return;
+        }
+        if let Some(worker) = self.workers.remove(pid) {
+            self.child_exit(WorkerView {
+                pid: Some(pid),
+                age: worker.age,
+                exitcode: Some(exit.code()),
+            });
         }
     }
 

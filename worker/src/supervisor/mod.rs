@@ -4,6 +4,7 @@
 mod arbiter;
 mod check;
 pub mod heartbeat;
+pub mod hook_runner;
 pub mod listener;
 pub mod service;
 mod spawn;

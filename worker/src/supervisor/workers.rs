@@ -26,6 +26,9 @@ pub enum WorkerState {
     /// Sent SIGTERM because there are too many workers (TTOU, HUP); it
     /// finishes its request and exits. Does not count towards the target.
     Retiring,
+    /// Missed its heartbeat and was sent the worker-abort signal, which
+    /// runs the `worker_abort` hook if Python gets control; SIGABRT follows.
+    AbortRequested,
     /// Missed its heartbeat and was sent SIGABRT; SIGKILL follows.
     Aborted,
 }
@@ -199,6 +202,17 @@ pub enum Exit {
     Signal(Signal),
 }
 
+impl Exit {
+    /// The exit code, or minus the signal number (as Python's
+    /// `multiprocessing` reports it): `child_exit` hooks see this.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => -(s as i32),
+        }
+    }
+}
+
 /// What a worker's exit means for the master.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -248,20 +262,41 @@ pub fn judge_exit(pid: Pid, exit: Exit) -> Verdict {
     }
 }
 
-/// The signal a silent worker gets, if any: SIGABRT first (it may log why
-/// it hangs), SIGKILL when it is still silent a tick later.
-pub fn timeout_signal(
+/// What the master does to a worker silent past `--timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutAction {
+    /// Send the worker-abort signal: its `worker_abort` hook runs when the
+    /// interpreter gets control, then the worker aborts itself.
+    RequestAbort,
+    /// SIGABRT: every thread's traceback is dumped, the request answered
+    /// 504, the worker dies.
+    Abort,
+    /// SIGKILL.
+    Kill,
+}
+
+/// What a silent worker gets, if anything, a tick apart each: with a
+/// `worker_abort` hook the worker-abort signal first, then SIGABRT (it
+/// logs why it hangs), then SIGKILL when it is still there.
+pub fn timeout_action(
     state: WorkerState,
     silent_for: Duration,
     timeout: Option<Duration>,
-) -> Option<Signal> {
+    abort_hook: bool,
+) -> Option<TimeoutAction> {
     let timeout = timeout?;
     if silent_for <= timeout {
         return None;
     }
     Some(match state {
-        WorkerState::Running | WorkerState::Outgoing | WorkerState::Retiring => Signal::SIGABRT,
-        WorkerState::Aborted => Signal::SIGKILL,
+        WorkerState::Running | WorkerState::Outgoing | WorkerState::Retiring if abort_hook => {
+            TimeoutAction::RequestAbort
+        }
+        WorkerState::Running | WorkerState::Outgoing | WorkerState::Retiring => {
+            TimeoutAction::Abort
+        }
+        WorkerState::AbortRequested => TimeoutAction::Abort,
+        WorkerState::Aborted => TimeoutAction::Kill,
     })
 }
 
@@ -495,17 +530,42 @@ mod tests {
     fn silent_workers_get_abort_then_kill() {
         let t = Some(Duration::from_secs(30));
         let s = Duration::from_secs;
-        assert_eq!(timeout_signal(WorkerState::Running, s(29), t), None);
-        assert_eq!(timeout_signal(WorkerState::Running, s(30), t), None);
+        use TimeoutAction::*;
+        assert_eq!(timeout_action(WorkerState::Running, s(29), t, false), None);
+        assert_eq!(timeout_action(WorkerState::Running, s(30), t, false), None);
         assert_eq!(
-            timeout_signal(WorkerState::Running, s(31), t),
-            Some(Signal::SIGABRT)
+            timeout_action(WorkerState::Running, s(31), t, false),
+            Some(Abort)
         );
         assert_eq!(
-            timeout_signal(WorkerState::Aborted, s(32), t),
-            Some(Signal::SIGKILL)
+            timeout_action(WorkerState::Aborted, s(32), t, false),
+            Some(Kill)
         );
-        assert_eq!(timeout_signal(WorkerState::Running, s(9999), None), None);
+        assert_eq!(
+            timeout_action(WorkerState::Running, s(9999), None, true),
+            None
+        );
+    }
+
+    #[test]
+    fn a_worker_abort_hook_gets_its_chance_before_the_abort() {
+        let t = Some(Duration::from_secs(30));
+        let s = Duration::from_secs;
+        use TimeoutAction::*;
+        assert_eq!(timeout_action(WorkerState::Running, s(30), t, true), None);
+        assert_eq!(
+            timeout_action(WorkerState::Outgoing, s(31), t, true),
+            Some(RequestAbort)
+        );
+        // Still silent a tick later (stuck in C holding the GIL): dump and kill.
+        assert_eq!(
+            timeout_action(WorkerState::AbortRequested, s(32), t, true),
+            Some(Abort)
+        );
+        assert_eq!(
+            timeout_action(WorkerState::Aborted, s(33), t, true),
+            Some(Kill)
+        );
     }
 
     #[test]
