@@ -973,6 +973,15 @@ pub fn parse_all(
             )))
         }
     };
+    if settings.reload && settings.preload_app {
+        // Gunicorn documents the two as incompatible; say it at start.
+        settings.warnings.push(
+            "--reload with --preload: workers fork from the app the master imported, \
+             so edited Python code is not loaded by the restarted workers (extra files \
+             and templates are); restart the master to load new code"
+                .into(),
+        );
+    }
     check_app(&settings.app)
         .map_err(|e| SettingsError(format!("invalid application '{}': {e}", settings.app)))?;
     Ok(Command::Run(Box::new(settings)))

@@ -35,12 +35,6 @@ static REFUSED: &[Refused] = &[
         why: "threaded workers are not implemented yet; use more --workers",
     },
     Refused {
-        name: "reload",
-        flags: &["--reload"],
-        harmless: &["false"],
-        why: "not implemented yet; send HUP to reload the app",
-    },
-    Refused {
         name: "daemon",
         flags: &["-D", "--daemon"],
         harmless: &["false"],

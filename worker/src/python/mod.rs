@@ -14,6 +14,7 @@ mod hooks;
 mod input;
 mod interpreter;
 mod latin1;
+mod reloader;
 mod start_response;
 mod traceback;
 mod wsgi;
@@ -67,12 +68,23 @@ pub fn boot(
             }
             _ => None,
         };
+        let mut watch_also = Vec::new();
         let app = match preloaded {
             Some(p) => p.app,
+            None if settings.reload => {
+                let (app, files) = load_app_or_fail_app(py, settings)?;
+                watch_also = files;
+                app
+            }
             None => load_app(py, settings)?,
         };
-        let app = WsgiApp::new(py, app, hooks)
+        let mut app = WsgiApp::new(py, app, hooks)
             .map_err(|e| BootError::Interpreter(traceback::describe(py, &e)))?;
+        if settings.reload {
+            let watcher = reloader::Reloader::new(py, &settings.reload_extra_files, watch_also)
+                .map_err(|e| BootError::Interpreter(traceback::describe(py, &e)))?;
+            app.set_reloader(watcher);
+        }
         if let Some(hooks) = app.hooks() {
             hooks.post_worker_init(py).map_err(hook_failed)?;
         }
@@ -119,6 +131,29 @@ pub fn preload(settings: &Settings) -> Result<Preloaded, BootError> {
 /// Whether this process runs Python (a preloading master).
 pub fn is_running() -> bool {
     interpreter::is_initialized()
+}
+
+/// `--reload`: an app that does not import is logged and replaced by one
+/// answering 500 with the traceback, until a file it points at changes.
+fn load_app_or_fail_app(
+    py: Python<'_>,
+    settings: &Settings,
+) -> Result<(Py<PyAny>, Vec<String>), BootError> {
+    let err = match app::load(py, &settings.app) {
+        Ok(app) => return Ok((app, Vec::new())),
+        Err(err) => err,
+    };
+    err.log(py);
+    let (text, exception) = match &err {
+        app::LoadError::Exception(e) => (
+            traceback::traceback(py, e).unwrap_or_else(|| traceback::describe(py, e)),
+            Some(e),
+        ),
+        app::LoadError::Message(m) => (m.clone(), None),
+    };
+    warning!("--reload: serving 500s until the app imports again");
+    reloader::fail_app(py, &format!("The app failed to load:\n\n{text}"), exception)
+        .map_err(|e| BootError::Interpreter(traceback::describe(py, &e)))
 }
 
 fn load_app(py: Python<'_>, settings: &Settings) -> Result<Py<PyAny>, BootError> {

@@ -25,6 +25,7 @@ use super::exchange::{Exchange, ReleaseGil};
 use super::file_wrapper::{self, FileWrapper};
 use super::hooks::Hooks;
 use super::input::Input;
+use super::reloader::Reloader;
 use super::start_response::StartResponse;
 use super::traceback;
 use crate::access_log::{self, RequestFacts};
@@ -38,6 +39,8 @@ pub struct WsgiApp {
     environ: EnvironBuilder,
     /// Server hooks from the config file (`pre_request`, `post_request`...).
     hooks: Option<Hooks>,
+    /// `--reload`: watches the source files between requests.
+    reloader: Option<Reloader>,
 }
 
 /// Why a request did not complete normally.
@@ -57,7 +60,13 @@ impl WsgiApp {
             app,
             environ: EnvironBuilder::new(py, errors, file_wrapper)?,
             hooks,
+            reloader: None,
         })
+    }
+
+    /// `--reload`: restart when `reloader` sees a change.
+    pub fn set_reloader(&mut self, reloader: Reloader) {
+        self.reloader = Some(reloader);
     }
 
     /// The config file's hooks, if any.
@@ -139,6 +148,12 @@ fn call_app<'py>(
 impl Handler for WsgiApp {
     fn handle(&mut self, conn: Connection, head: RequestHead) -> Option<Connection> {
         Python::attach(|py| self.serve(py, conn, head))
+    }
+
+    fn restart_reason(&mut self) -> Option<String> {
+        let reloader = self.reloader.as_ref()?;
+        let file = Python::attach(|py| reloader.changed(py))?;
+        Some(format!("{file} modified"))
     }
 }
 

@@ -30,6 +30,12 @@ pub trait Handler {
     /// Serves the request whose head was just read, the body still on the
     /// connection. Returns the connection if it can carry another request.
     fn handle(&mut self, conn: Connection, head: RequestHead) -> Option<Connection>;
+
+    /// Asked between requests, at most once a second: a reason to restart
+    /// this worker (`--reload` saw a file change), if there is one.
+    fn restart_reason(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// The serving loop's settings.
@@ -89,6 +95,11 @@ pub fn serve<H: Handler>(
             last_check = now;
             if getppid() != config.master {
                 info!("Parent changed, shutting down");
+                break;
+            }
+            if let Some(why) = handler.restart_reason() {
+                // Like recycling: the master starts a fresh worker.
+                info!("Worker reloading: {why}");
                 break;
             }
         }
