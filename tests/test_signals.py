@@ -7,6 +7,7 @@ run with `-s` to see them.
 """
 
 import concurrent.futures
+import os
 import signal
 import time
 import uuid
@@ -156,3 +157,15 @@ def test_timeout_dumps_every_thread_even_stuck_in_c_and_answers_504(start_dedica
     assert "stuck_in_c_holding_the_gil" in logs, logs
     assert "stuck.py" in logs
     assert wait_until(lambda: len(master.worker_pids()) == 2 and set(master.worker_pids()) != before, 20)
+
+
+def test_a_worker_killed_by_a_real_time_signal_is_replaced(start_dedicated):
+    """A signal number without a name (SIGRTMIN+5 kills by default) still reads as a death."""
+    stack = start_dedicated()
+    master = stack.ferrocorn
+    victim = two_workers(master)[0]
+    mark = master.log_marks()
+    os.kill(victim, signal.SIGRTMIN + 5)
+    master.wait_for_log(r"Worker \(pid:%d\) was sent signal %d!" % (victim, signal.SIGRTMIN + 5), since=mark)
+    assert wait_until(lambda: len(master.worker_pids()) == 2 and victim not in master.worker_pids(), 20)
+    assert requests.get(stack.url("/dedicated/pid"), timeout=30).status_code == 200

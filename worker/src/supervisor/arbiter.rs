@@ -12,7 +12,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpid, Pid};
 
 use serde_json::json;
@@ -654,11 +653,9 @@ impl Arbiter {
     /// of them means the master must stop (boot or app-load error).
     fn reap_workers(&mut self) -> Option<(u8, &'static str)> {
         loop {
-            let (pid, exit) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, Exit::Code(code)),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Exit::Signal(sig)),
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return None,
-                Ok(_) => continue,
+            let (pid, exit) = match spawn::reap_one(false) {
+                Ok(Some(reaped)) => reaped,
+                Ok(None) => return None,
                 Err(e) => {
                     error!("waitpid failed: {e}");
                     return None;
@@ -709,7 +706,9 @@ impl Arbiter {
                     match (worker.state, exit) {
                         (WorkerState::Retiring, _) | (_, Exit::Code(0)) => {}
                         (WorkerState::Aborted | WorkerState::AbortRequested, _) => {} // counted when aborted
-                        (_, Exit::Signal(_)) => metrics::restarted(Restart::Crash),
+                        (_, Exit::Signal(_) | Exit::OtherSignal(_)) => {
+                            metrics::restarted(Restart::Crash)
+                        }
                         (_, Exit::Code(_)) => metrics::restarted(Restart::Exit),
                     }
                     self.backoff
@@ -827,16 +826,12 @@ impl Arbiter {
 
     /// Reaps during shutdown, without replacing anyone.
     fn reap_quietly(&mut self, block: bool) {
-        let flags = (!block).then_some(WaitPidFlag::WNOHANG);
         while !self.workers.is_empty() {
-            match waitpid(None, flags) {
-                Ok(WaitStatus::Exited(pid, code)) => self.reaped_at_stop(pid, Exit::Code(code)),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    self.reaped_at_stop(pid, Exit::Signal(sig))
-                }
-                Ok(WaitStatus::StillAlive) => return,
-                Ok(_) | Err(Errno::EINTR) => continue,
-                Err(_) => {
+            match spawn::reap_one(block) {
+                Ok(Some((pid, exit))) => self.reaped_at_stop(pid, exit),
+                Ok(None) if !block => return,
+                // Nothing left to wait for.
+                Ok(None) | Err(_) => {
                     self.workers.clear();
                     return;
                 }

@@ -6,13 +6,14 @@
 
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::unistd::{getpid, getppid, ForkResult, Pid};
 
 use super::heartbeat::{Heartbeat, Pulse};
 use super::listener::Listener;
 use super::service::{self, Identity};
-use super::workers::{EXIT_APP_LOAD_ERROR, EXIT_WORKER_BOOT_ERROR};
+use super::workers::{Exit, EXIT_APP_LOAD_ERROR, EXIT_WORKER_BOOT_ERROR};
 use crate::python::{self, BootError, Preloaded, WorkerInfo};
 use crate::settings::Settings;
 use crate::signals::{self, SignalQueue};
@@ -58,6 +59,36 @@ pub fn fork() -> nix::Result<Option<Pid>> {
             signals::restore_mask(mask);
             Err(e)
         }
+    }
+}
+
+/// Reaps one exited child (any: workers, the hook runner, a USR2 master):
+/// `None` when none has exited (or, with `block`, none is left to wait
+/// for). nix's `waitpid` is not used: it fails on a child killed by a
+/// signal it has no name for (a real-time signal), after reaping it, and
+/// the master would lose track of that worker.
+pub fn reap_one(block: bool) -> Result<Option<(Pid, Exit)>, Errno> {
+    let flags = if block { 0 } else { libc::WNOHANG };
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid(2) with a valid out pointer for the status.
+        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
+        match pid {
+            -1 if Errno::last() == Errno::EINTR => continue,
+            -1 if Errno::last() == Errno::ECHILD => return Ok(None),
+            -1 => return Err(Errno::last()),
+            0 => return Ok(None),
+            _ => {}
+        }
+        let exit = if libc::WIFEXITED(status) {
+            Exit::Code(libc::WEXITSTATUS(status))
+        } else if libc::WIFSIGNALED(status) {
+            let n = libc::WTERMSIG(status);
+            Signal::try_from(n).map_or(Exit::OtherSignal(n), Exit::Signal)
+        } else {
+            continue; // stopped or continued: not an exit
+        };
+        return Ok(Some((Pid::from_raw(pid), exit)));
     }
 }
 

@@ -200,6 +200,8 @@ impl<H> WorkerSet<H> {
 pub enum Exit {
     Code(i32),
     Signal(Signal),
+    /// Killed by a signal without a name here (a real-time signal).
+    OtherSignal(i32),
 }
 
 impl Exit {
@@ -209,6 +211,7 @@ impl Exit {
         match self {
             Exit::Code(c) => c,
             Exit::Signal(s) => -(s as i32),
+            Exit::OtherSignal(n) => -n,
         }
     }
 }
@@ -258,6 +261,10 @@ pub fn judge_exit(pid: Pid, exit: Exit) -> Verdict {
         Exit::Signal(sig) => replace(
             Level::Error,
             format!("Worker (pid:{pid}) was sent {}!", sig.as_str()),
+        ),
+        Exit::OtherSignal(n) => replace(
+            Level::Error,
+            format!("Worker (pid:{pid}) was sent signal {n}!"),
         ),
     }
 }
@@ -517,6 +524,14 @@ mod tests {
                 level: Level::Error
             }
         );
+        assert_eq!(
+            judge_exit(pid(7), Exit::OtherSignal(36)),
+            Verdict::Replace {
+                message: Some("Worker (pid:7) was sent signal 36!".into()),
+                level: Level::Error
+            }
+        );
+        assert_eq!(Exit::OtherSignal(36).code(), -36);
         assert_eq!(
             judge_exit(pid(7), Exit::Signal(Signal::SIGSEGV)),
             Verdict::Replace {
