@@ -356,3 +356,103 @@ impl Runner {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{parse, Command as Parsed};
+    use std::ffi::OsString;
+
+    /// Hooks from `source`, written to a config file in a fresh directory.
+    fn hooks(source: &str, extra: &[&str]) -> (MasterHooks, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "ferrocorn-hook-runner-{}-{}",
+            std::process::id(),
+            source.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hooks.conf.py");
+        std::fs::write(&file, source.replace("DIR", &dir.to_string_lossy())).unwrap();
+        let mut args: Vec<OsString> = vec!["-c".into(), file.clone().into()];
+        args.extend(extra.iter().map(OsString::from));
+        args.push("app:application".into());
+        let Parsed::Run(settings) = parse(&args, None).unwrap() else {
+            panic!("not a run");
+        };
+        (MasterHooks::new(&settings, Pid::from_raw(4242)), dir)
+    }
+
+    #[test]
+    fn hooks_get_gunicorns_arguments_and_keep_their_state() {
+        let (mut hooks, dir) = hooks(
+            "_calls = []\n\
+             def pre_fork(server, worker):\n\
+             \x20   _calls.append(worker.age)\n\
+             \x20   open('DIR/seen', 'w').write('%s %s %s %s %s' % (server.pid, server.num_workers, \
+                     server.cfg.workers, worker.pid, _calls))\n\
+             def child_exit(server, worker):\n\
+             \x20   open('DIR/seen', 'w').write('%s %s %s' % (worker.pid, worker.age, worker.exitcode))\n\
+             def nworkers_changed(server, new, old):\n\
+             \x20   open('DIR/seen', 'w').write('%s %s' % (new, old))\n",
+            &["--workers", "3"],
+        );
+        assert!(hooks.defines("pre_fork") && !hooks.defines("on_exit"));
+        assert_eq!(hooks.call("on_exit", 3, None, &[]), Outcome::Undefined);
+        hooks.start().unwrap();
+        let booting = WorkerView {
+            pid: None,
+            age: 7,
+            exitcode: None,
+        };
+        let seen = || std::fs::read_to_string(dir.join("seen")).unwrap();
+        assert_eq!(
+            hooks.call("pre_fork", 4, Some(booting), &[]),
+            Outcome::Returned
+        );
+        assert_eq!(seen(), "4242 4 3 [booting] [7]");
+        assert_eq!(
+            hooks.call("pre_fork", 4, Some(booting), &[]),
+            Outcome::Returned
+        );
+        assert_eq!(seen(), "4242 4 3 [booting] [7, 7]");
+        let gone = WorkerView {
+            pid: Some(Pid::from_raw(99)),
+            age: 7,
+            exitcode: Some(-9),
+        };
+        assert_eq!(
+            hooks.call("child_exit", 4, Some(gone), &[]),
+            Outcome::Returned
+        );
+        assert_eq!(seen(), "99 7 -9");
+        let args = [json!(4), json!(null)];
+        assert_eq!(
+            hooks.call("nworkers_changed", 4, None, &args),
+            Outcome::Returned
+        );
+        assert_eq!(seen(), "4 None");
+        drop(hooks);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_raising_hook_is_reported_and_a_hanging_one_cut_off() {
+        let (mut hooks, dir) = hooks(
+            "import time\n\
+             def on_reload(server):\n    raise ValueError('nope')\n\
+             def on_exit(server):\n    time.sleep(3600)\n\
+             def when_ready(server):\n    pass\n",
+            &["--hook-timeout", "1"],
+        );
+        hooks.start().unwrap();
+        assert_eq!(hooks.call("on_reload", 1, None, &[]), Outcome::Raised);
+        let first = hooks.runner_pid().unwrap();
+        assert_eq!(hooks.call("on_exit", 1, None, &[]), Outcome::Failed);
+        assert_eq!(hooks.runner_pid(), None);
+        // The next call runs in a fresh runner.
+        assert_eq!(hooks.call("when_ready", 1, None, &[]), Outcome::Returned);
+        assert_ne!(hooks.runner_pid(), Some(first));
+        drop(hooks);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
