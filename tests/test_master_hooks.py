@@ -246,3 +246,51 @@ def test_worker_abort_cannot_run_stuck_in_c_and_the_worker_is_still_dumped_and_r
     assert "locked_forever_in_c" in master.logs(mark)
     assert not notes.exists()
     assert wait_until(lambda: len(master.worker_pids()) == 2 and set(master.worker_pids()) != before, 20)
+
+
+def test_pre_exec_runs_before_the_usr2_exec_and_on_exit_in_each_master(scratch):
+    notes = scratch / "notes.txt"
+    conf = (
+        "import os\n"
+        "def _note(*f):\n    open(%r, 'a').write(' '.join(map(str, f)) + '\\n')\n"
+        "def pre_exec(server):\n    _note('pre_exec', server.pid)\n"
+        "def when_ready(server):\n    _note('when_ready', server.pid)\n"
+        "def on_exit(server):\n    _note('on_exit', server.pid)\n" % str(notes)
+    )
+    server = start(scratch, conf, name="upgraded")
+    try:
+        server.wait_ready()
+        old = server.proc.pid
+        wait_for_note(notes, "when_ready")
+        server.proc.send_signal(signal.SIGUSR2)
+        server.wait_for_log(r"Started a new master \(pid: (\d+)\)")
+        new = int(server.wait_for_log(r"Started a new master \(pid: (\d+)\)").group(1))
+        # The new master reads the same file and runs its own hooks.
+        wait_for_note(notes, "when_ready %d" % new)
+        lines = notes_of(notes)
+        assert lines[:3] == ["when_ready %d" % old, "pre_exec %d" % old, "when_ready %d" % new], lines
+        os.kill(new, signal.SIGTERM)
+        wait_for_note(notes, "on_exit %d" % new)
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=STOP_TIMEOUT) == 0
+        assert notes_of(notes)[-1] == "on_exit %d" % old
+    finally:
+        server.stop()
+
+
+def test_a_late_worker_abort_signal_spares_a_worker_that_is_no_longer_stuck(start_dedicated, scratch):
+    notes = scratch / "aborted.txt"
+    conf = scratch / "abort.conf.py"
+    conf.write_text("def worker_abort(worker):\n    open(%r, 'a').write('ran')\n" % str(notes))
+    stack = start_dedicated("basic:app", extra_args=["-c", str(conf), "--timeout", "30"])
+    master = stack.ferrocorn
+    workers = set()  # both have loaded the app (and the hook) once both have answered
+    assert wait_until(lambda: workers.add(int(requests.get(stack.url("/dedicated/pid"), timeout=30).text))
+                      or len(workers) == 2, 30)
+    # What a worker that recovered right after the master's timeout receives: the signal, while idle.
+    for pid in workers:
+        os.kill(pid, signal.SIGRTMIN + 2)
+    for _ in range(10):
+        assert requests.get(stack.url("/dedicated/pid"), timeout=30).status_code == 200
+    assert set(master.worker_pids()) == workers
+    assert not notes.exists()

@@ -249,6 +249,11 @@ pub fn become_worker(queue: SignalQueue, quit_in_loop: bool) -> nix::Result<()> 
     ] {
         set(sig, SigHandler::SigIgn, SaFlags::empty())?;
     }
+    // The worker-abort signal does nothing until a `worker_abort` hook
+    // installs its handler (a booting worker past --timeout is then
+    // aborted by the SIGABRT that follows, as without the hook).
+    // SAFETY: ignoring a signal runs no code.
+    unsafe { libc::signal(worker_abort_signal(), libc::SIG_IGN) };
     set(
         Signal::SIGTERM,
         SigHandler::Handler(request_stop),

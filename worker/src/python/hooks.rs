@@ -96,9 +96,14 @@ class Response:
         self.status_code = None
         self.headers = []
 
-def install_worker_abort(signum, worker_abort, worker):
+def install_worker_abort(signum, worker_abort, worker, timeout, silent_for):
     import signal
     def on_timeout(sig, frame):
+        if silent_for() <= timeout:
+            # Late: the request ended and the worker beat since; the master
+            # saw that too and will not abort it.
+            worker.log.debug("worker_abort: the worker is no longer stuck")
+            return
         worker.alive = False
         try:
             worker_abort(worker)
@@ -142,6 +147,12 @@ fn emit(level: &str, message: &str) {
     );
 }
 
+/// Seconds since this worker's last heartbeat (for `worker_abort`).
+#[pyfunction]
+fn silent_for() -> f64 {
+    crate::supervisor::heartbeat::silent_for().map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// The hooks the config file defines, and what they are called with.
 pub struct Hooks {
     helpers: Py<PyModule>,
@@ -163,13 +174,15 @@ pub struct RequestHooks {
 
 impl Hooks {
     /// Runs `file` and picks the hooks named in `names`. `master`: the
-    /// master's pid; `age`: this worker's spawn number.
+    /// master's pid; `age`: this worker's spawn number; `timeout`:
+    /// `--timeout` (for `worker_abort`).
     pub fn load(
         py: Python<'_>,
         file: &std::path::Path,
         names: &[String],
         master: i32,
         age: u64,
+        timeout: u64,
     ) -> PyResult<Hooks> {
         let helpers = PyModule::from_code(
             py,
@@ -201,6 +214,8 @@ impl Hooks {
                 crate::signals::worker_abort_signal(),
                 worker_abort,
                 &worker,
+                timeout,
+                wrap_pyfunction!(silent_for, &helpers)?,
             ))?;
         }
         Ok(Hooks {

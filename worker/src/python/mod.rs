@@ -61,8 +61,15 @@ pub fn boot(
         };
         let hooks = match (&settings.config, settings.hooks.is_empty()) {
             (Some(file), false) => {
-                let hooks = hooks::Hooks::load(py, file, &settings.hooks, me.master, me.age)
-                    .map_err(hook_failed)?;
+                let hooks = hooks::Hooks::load(
+                    py,
+                    file,
+                    &settings.hooks,
+                    me.master,
+                    me.age,
+                    settings.timeout,
+                )
+                .map_err(hook_failed)?;
                 hooks.post_fork(py).map_err(hook_failed)?;
                 Some(hooks)
             }

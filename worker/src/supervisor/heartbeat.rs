@@ -104,6 +104,22 @@ pub fn beat_while_waiting() {
     }
 }
 
+/// How long ago this worker last beat; `None` outside a serving worker.
+/// A `worker_abort` signal that arrives late (the worker recovered and
+/// beat since) is recognised by it.
+pub fn silent_for() -> Option<Duration> {
+    let fd = WORKER_HEARTBEAT.load(Ordering::Relaxed);
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: as in `beat_while_waiting`: the Pulse's descriptor stays
+    // open until the worker process exits.
+    let file = unsafe { BorrowedFd::borrow_raw(fd) };
+    let st = fstat(file).ok()?;
+    let beat = UNIX_EPOCH + Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32);
+    SystemTime::now().duration_since(beat).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
