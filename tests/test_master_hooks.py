@@ -294,3 +294,20 @@ def test_a_late_worker_abort_signal_spares_a_worker_that_is_no_longer_stuck(star
         assert requests.get(stack.url("/dedicated/pid"), timeout=30).status_code == 200
     assert set(master.worker_pids()) == workers
     assert not notes.exists()
+
+
+def test_hook_log_lines_follow_the_error_log_when_it_is_reopened(scratch):
+    conf = "def nworkers_changed(server, new_value, old_value):\n    server.log.info('hook workers %s', new_value)\n"
+    server = start(scratch, conf, name="rotated")
+    try:
+        server.wait_ready()
+        server.wait_for_log(r"hook workers 2")
+        rotated = scratch / "rotated.log.1"
+        os.rename(server.log.path, rotated)
+        os.kill(server.proc.pid, signal.SIGUSR1)
+        assert wait_until(server.log.path.exists, 10)
+        os.kill(server.proc.pid, signal.SIGTTIN)
+        server.wait_for_log(r"\[%d\] \[INFO\] hook workers 3" % server.proc.pid)
+        assert "hook workers 3" not in rotated.read_text()
+    finally:
+        server.stop()
