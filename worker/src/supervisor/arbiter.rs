@@ -600,6 +600,15 @@ impl Arbiter {
 
     /// Forks one worker; false when that failed.
     fn spawn_worker(&mut self) -> bool {
+        self.spawned += 1;
+        let booting = WorkerView {
+            pid: None,
+            age: self.spawned,
+            exitcode: None,
+        };
+        // Before the heartbeat is made: a slow hook must not eat into the
+        // new worker's --timeout to boot.
+        self.hooks.call("pre_fork", self.target, Some(booting), &[]);
         let heartbeat = match Heartbeat::new() {
             Ok(h) => h,
             Err(e) => {
@@ -607,16 +616,10 @@ impl Arbiter {
                 return false;
             }
         };
-        self.spawned += 1;
-        let booting = WorkerView {
-            pid: None,
-            age: self.spawned,
-            exitcode: None,
-        };
-        self.hooks.call("pre_fork", self.target, Some(booting), &[]);
         match spawn::fork() {
             Ok(Some(pid)) => {
-                self.workers.add(pid, heartbeat, Instant::now());
+                self.workers
+                    .add(pid, self.spawned, heartbeat, Instant::now());
                 true
             }
             Ok(None) => {

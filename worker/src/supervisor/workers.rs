@@ -51,7 +51,6 @@ pub struct WorkerRecord<H> {
 #[derive(Debug)]
 pub struct WorkerSet<H> {
     workers: Vec<WorkerRecord<H>>,
-    next_age: u64,
 }
 
 /// What to do to reach the target number of workers.
@@ -66,22 +65,22 @@ impl<H> Default for WorkerSet<H> {
     fn default() -> Self {
         WorkerSet {
             workers: Vec::new(),
-            next_age: 1,
         }
     }
 }
 
 impl<H> WorkerSet<H> {
-    pub fn add(&mut self, pid: Pid, heartbeat: H, now: Instant) {
+    /// Records a forked worker; `age`: its spawn number (the one its
+    /// hooks see).
+    pub fn add(&mut self, pid: Pid, age: u64, heartbeat: H, now: Instant) {
         self.workers.push(WorkerRecord {
             pid,
-            age: self.next_age,
+            age,
             spawned_at: now,
             state: WorkerState::Running,
             booted: false,
             heartbeat,
         });
-        self.next_age += 1;
     }
 
     pub fn remove(&mut self, pid: Pid) -> Option<WorkerRecord<H>> {
@@ -373,7 +372,7 @@ mod tests {
         let mut s = WorkerSet::default();
         let now = Instant::now();
         for i in 1..=n {
-            s.add(pid(100 + i), (), now);
+            s.add(pid(100 + i), i as u64, (), now);
         }
         s
     }
@@ -418,8 +417,8 @@ mod tests {
                 retire: vec![]
             }
         );
-        s.add(pid(201), (), Instant::now());
-        s.add(pid(202), (), Instant::now());
+        s.add(pid(201), 3, (), Instant::now());
+        s.add(pid(202), 4, (), Instant::now());
         assert_eq!(
             s.plan(2),
             Plan {
@@ -444,8 +443,8 @@ mod tests {
                 retire: vec![]
             }
         );
-        s.add(pid(201), (), Instant::now());
-        s.add(pid(202), (), Instant::now());
+        s.add(pid(201), 3, (), Instant::now());
+        s.add(pid(202), 4, (), Instant::now());
         assert!(s.outgoing_to_retire(2).is_empty(), "new ones still booting");
         s.get_mut(pid(201)).unwrap().booted = true;
         assert!(s.outgoing_to_retire(2).is_empty(), "one still booting");
@@ -459,7 +458,7 @@ mod tests {
     fn a_failed_reload_gives_the_old_workers_back() {
         let mut s = set(2);
         s.supersede_running();
-        s.add(pid(201), (), Instant::now());
+        s.add(pid(201), 3, (), Instant::now());
         s.remove(pid(201));
         assert_eq!(s.restore_outgoing(), 2);
         assert_eq!(
