@@ -21,7 +21,8 @@
 //!   signal), `workers` (its decisions, tested without fork), `listener`
 //!   (binding), `heartbeat` (liveness of workers), `spawn` (the fork
 //!   boundary and a worker's life), `systemd` (`Type=notify`, socket
-//!   activation).
+//!   activation), `hook_runner` (the config file's master-side server
+//!   hooks, run in a python process of their own).
 //! - [`worker`]: the protocol side of a worker, no Python: `connection`
 //!   (framed, non-blocking socket I/O), `request_body` (the body as a
 //!   stream), `response` and `response_head` (what goes back, and how it
@@ -29,7 +30,8 @@
 //! - [`python`]: the embedded interpreter: `interpreter` (start/stop),
 //!   `app` (`MODULE:APP`), `environ`, `input`, `errors`, `start_response`,
 //!   `file_wrapper`, `wsgi` (calls the app and sends its response),
-//!   `exchange` (the request state shared with Python objects), `latin1`
+//!   `exchange` (the request state shared with Python objects), `hooks`
+//!   (the worker-side server hooks), `reloader` (`--reload`), `latin1`
 //!   and `traceback` (conversions).
 
 #[macro_use]
