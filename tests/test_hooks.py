@@ -18,6 +18,8 @@ def post_fork(server, worker):
 
 def post_worker_init(worker):
     worker.log.info("hook post_worker_init pid=%s booted=%s", worker.pid, worker.booted)
+    worker.log.info("hook cfg workers=%r preload_app=%r bind=%r", worker.cfg.workers, worker.cfg.preload_app,
+                    worker.cfg.bind)
 
 def pre_request(worker, req):
     names = sorted(name for name, _ in req.headers)
@@ -47,6 +49,8 @@ def test_worker_hooks_run_in_the_workers(start_dedicated, scratch, preload):
     for pid in workers:
         master.wait_for_log(r"\[%d\] \[INFO\] hook post_worker_init pid=%d booted=True" % (pid, pid))
     log = master.logs()
+    # cfg holds every setting, from the command line too, typed as in Gunicorn.
+    assert "hook cfg workers=2 preload_app=%r bind=['unix:%s']" % (preload, master.sock) in log, log
     ages = sorted(int(a) for a in re.findall(r"hook post_fork pid=\d+ age=(\d+) master=%d booted=False"
                                                            % master.proc.pid, log))
     assert ages == [1, 2], log

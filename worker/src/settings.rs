@@ -103,6 +103,20 @@ pub struct Settings {
     pub effective: Vec<(&'static str, Vec<String>)>,
 }
 
+impl Settings {
+    /// Every setting as server hooks see it in `cfg`: name, whether it is
+    /// repeatable (a list), and its values in command-line spelling.
+    pub fn for_hooks(&self) -> Vec<(&'static str, bool, Vec<String>)> {
+        self.effective
+            .iter()
+            .map(|(name, values)| {
+                let repeatable = SETTINGS.iter().any(|s| s.name == *name && s.repeatable);
+                (*name, repeatable, values.clone())
+            })
+            .collect()
+    }
+}
+
 /// A listening address given with `--bind`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindAddr {

@@ -112,13 +112,26 @@ def install_worker_abort(signum, worker_abort, worker, timeout, silent_for):
         os.abort()
     signal.signal(signum, on_timeout)
 
-def load(path):
+def _value(text):
+    # As the hook runner (supervisor/hook_runner.py) spells settings.
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+def load(path, settings):
     ns = {"__file__": path, "__name__": "__config__"}
     with open(path, "rb") as f:
         exec(compile(f.read(), path, "exec"), ns)
     cfg = types.SimpleNamespace(**{k: v for k, v in ns.items()
                                    if not k.startswith("_") and not callable(v)
                                    and not isinstance(v, types.ModuleType)})
+    # Every setting, from whichever source gave it (as in the master's hooks).
+    for name, repeatable, values in settings:
+        setattr(cfg, name, [_value(v) for v in values] if repeatable
+                else _value(values[0]) if values else None)
     return ns, cfg
 
 def before(pre_request, worker, environ, start_response):
@@ -173,17 +186,19 @@ pub struct RequestHooks {
 }
 
 impl Hooks {
-    /// Runs `file` and picks the hooks named in `names`. `master`: the
-    /// master's pid; `age`: this worker's spawn number; `timeout`:
-    /// `--timeout` (for `worker_abort`).
+    /// Runs the config file and picks the hooks it defines. `master`: the
+    /// master's pid; `age`: this worker's spawn number.
     pub fn load(
         py: Python<'_>,
-        file: &std::path::Path,
-        names: &[String],
+        settings: &crate::settings::Settings,
         master: i32,
         age: u64,
-        timeout: u64,
     ) -> PyResult<Hooks> {
+        let file = settings
+            .config
+            .as_deref()
+            .expect("hooks come from a config file");
+        let (names, timeout) = (&settings.hooks, settings.timeout);
         let helpers = PyModule::from_code(
             py,
             &CString::new(HELPERS).expect("no NUL in the helpers"),
@@ -192,7 +207,7 @@ impl Hooks {
         )?;
         let (ns, cfg): (Bound<'_, PyDict>, Bound<'_, PyAny>) = helpers
             .getattr("load")?
-            .call1((file.to_string_lossy().into_owned(),))?
+            .call1((file.to_string_lossy().into_owned(), settings.for_hooks()))?
             .extract()?;
         let log = helpers
             .getattr("Log")?

@@ -60,16 +60,9 @@ pub fn boot(
             BootError::Interpreter(format!("a server hook failed\n{}", text.trim_end()))
         };
         let hooks = match (&settings.config, settings.hooks.is_empty()) {
-            (Some(file), false) => {
-                let hooks = hooks::Hooks::load(
-                    py,
-                    file,
-                    &settings.hooks,
-                    me.master,
-                    me.age,
-                    settings.timeout,
-                )
-                .map_err(hook_failed)?;
+            (Some(_), false) => {
+                let hooks =
+                    hooks::Hooks::load(py, settings, me.master, me.age).map_err(hook_failed)?;
                 hooks.post_fork(py).map_err(hook_failed)?;
                 Some(hooks)
             }

@@ -27,7 +27,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
-use crate::settings::{LogTarget, Settings, SETTINGS};
+use crate::settings::{LogTarget, Settings};
 
 const SOURCE: &str = include_str!("hook_runner.py");
 /// The runner's marker argument (it shows in `ps`).
@@ -83,14 +83,7 @@ struct Runner {
 impl MasterHooks {
     /// The hooks `settings` name; nothing starts until one is called.
     pub fn new(settings: &Settings, master: Pid) -> MasterHooks {
-        let values: Vec<Value> = settings
-            .effective
-            .iter()
-            .map(|(name, values)| {
-                let repeatable = SETTINGS.iter().any(|s| s.name == *name && s.repeatable);
-                json!([name, repeatable, values])
-            })
-            .collect();
+        let values = settings.for_hooks();
         let loglevel = settings
             .effective
             .iter()
