@@ -6,8 +6,10 @@
 //! # Layout
 //!
 //! - `main.rs`: calls [`cli`]; `lib.rs` (this file): parse the command
-//!   line, call [`supervisor::run`], exit. A library so that
-//!   `cargo bench -p ferrocorn` can drive [`hot_path`].
+//!   line, call [`supervisor::run`] (or [`ctl::client`] for `ferrocorn
+//!   ctl`), exit. A library so that `cargo bench -p ferrocorn` can drive
+//!   [`hot_path`].
+//! - [`ctl`]: `ferrocorn ctl`, the control socket's client and protocol.
 //! - [`settings`]: every setting as data (flags, default, validator, doc);
 //!   the parser and `--help` come from that table.
 //! - [`logging`]: the error log in Gunicorn's line format.
@@ -38,6 +40,7 @@
 mod logging;
 mod access_log;
 mod config_file;
+mod ctl;
 mod metrics;
 mod python;
 mod settings;
@@ -54,9 +57,22 @@ use std::process::ExitCode;
 use settings::Command;
 
 /// The `ferrocorn` command: parses arguments, environment and config file,
-/// then runs the supervisor (or prints help or the version).
+/// then runs the supervisor (or prints help or the version); `ferrocorn
+/// ctl` (or the binary named `ferrocornctl`) is the control socket client.
 pub fn cli() -> ExitCode {
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let mut args: Vec<_> = std::env::args_os().collect();
+    let program = if args.is_empty() {
+        Default::default()
+    } else {
+        args.remove(0)
+    };
+    // `ferrocorn ctl ...`, or the binary installed as `ferrocornctl`.
+    if std::path::Path::new(&program).file_name() == Some("ferrocornctl".as_ref()) {
+        return ctl::client::main(&args);
+    }
+    if args.first().is_some_and(|a| a == "ctl") {
+        return ctl::client::main(&args[1..]);
+    }
     let vars: Vec<(String, String)> = std::env::vars().collect();
     let env = settings::Environment::from_vars(&vars);
     match settings::parse_all(&args, env, &config_file::evaluate) {

@@ -77,6 +77,11 @@ pub struct Settings {
     /// `--metrics-bind`: `HOST:PORT` where the master serves Prometheus
     /// metrics.
     pub metrics_bind: Option<String>,
+    /// `--control-socket`: where the master listens for `ferrocorn ctl`
+    /// (relative to the directory after `--chdir`).
+    pub control_socket: PathBuf,
+    /// `--no-control-socket`: no control socket at all.
+    pub control_socket_disable: bool,
     /// `wsgi_app` from a config file, when no app is on the command line.
     pub wsgi_app: Option<String>,
     /// `--preload`: import the app in the master before forking workers.
@@ -747,9 +752,52 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        name: "control_socket",
+        flags: &["--control-socket"],
+        meta: "PATH",
+        default: Some(DEFAULT_CONTROL_SOCKET),
+        repeatable: false,
+        doc: "The unix socket `ferrocorn ctl` talks to (Gunicorn's `gunicornc`): \
+              show workers, stats and config, add, remove or stop workers, \
+              reload, reopen the logs, shut down. A relative path is taken in \
+              the directory after `--chdir`. The file is made mode 0600 and \
+              the master answers only its own user and root; it is removed at \
+              exit, and a stale one is replaced. The default is best effort: \
+              where it cannot be made (a directory the master may not write \
+              to, another server's socket there) the server starts without \
+              one and logs a warning; a path given here must work.",
+        apply: |s, v| {
+            if v.trim().is_empty() {
+                return Err("expected a file path".into());
+            }
+            s.control_socket = PathBuf::from(v);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "control_socket_disable",
+        flags: &["--no-control-socket"],
+        meta: "",
+        default: Some("false"),
+        repeatable: false,
+        doc: "Do not create the control socket.",
+        apply: |s, v| {
+            s.control_socket_disable = parse_bool(v)?;
+            Ok(())
+        },
+    },
 ];
 
+/// Where the control socket goes unless told: Gunicorn's `gunicorn.ctl`.
+pub const DEFAULT_CONTROL_SOCKET: &str = "ferrocorn.ctl";
+
 impl Settings {
+    /// The control socket's path, unless `--no-control-socket`.
+    pub fn control_socket(&self) -> Option<&Path> {
+        (!self.control_socket_disable).then_some(self.control_socket.as_path())
+    }
+
     /// Settings before any value is applied; every field is then set from a
     /// default or the command line.
     fn empty() -> Self {
@@ -782,6 +830,8 @@ impl Settings {
             statsd_host: None,
             statsd_prefix: String::new(),
             metrics_bind: None,
+            control_socket: PathBuf::new(),
+            control_socket_disable: false,
             wsgi_app: None,
             preload_app: false,
             allow_root: false,

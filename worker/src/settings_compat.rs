@@ -123,6 +123,7 @@ static NO_EFFECT: &[(&str, &str)] = &[
     ("sendfile", "wsgi.file_wrapper responses are sent in frames"),
     ("initgroups", "workers set only the --group"),
     ("spew", "tracing every line is not supported"),
+    ("control_socket_mode", "the control socket is always 0600 and the master answers only its own user and root"),
 ];
 
 /// Server hooks workers run (the worker reads them from the config file

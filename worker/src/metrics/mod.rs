@@ -5,6 +5,8 @@
 //! - `shared`: the counters in memory shared across fork.
 //! - `statsd`: the UDP client.
 //! - `prometheus`: the exposition text and the master's HTTP endpoint.
+//! - `worker_slot`: one worker's live figures (requests served, the
+//!   request in progress) for the control socket's `show workers`.
 //!
 //! [`init`] runs in the master before the first fork; the functions below
 //! are no-ops for what was not configured.
@@ -12,6 +14,7 @@
 pub mod prometheus;
 pub mod shared;
 pub mod statsd;
+pub mod worker_slot;
 
 use std::sync::OnceLock;
 
@@ -27,7 +30,8 @@ static STATSD: OnceLock<Statsd> = OnceLock::new();
 
 /// Sets up what the settings ask for (the master, before forking).
 pub fn init(settings: &Settings) -> Result<(), String> {
-    if settings.metrics_bind.is_some() && COUNTERS.get().is_none() {
+    let wanted = settings.metrics_bind.is_some() || settings.control_socket().is_some();
+    if wanted && COUNTERS.get().is_none() {
         let counters =
             shared::map().map_err(|e| format!("cannot map the metrics counters: {e}"))?;
         let _ = COUNTERS.set(counters);
@@ -40,9 +44,23 @@ pub fn init(settings: &Settings) -> Result<(), String> {
     Ok(())
 }
 
-/// The shared counters, when `--metrics-bind` is set.
+/// The shared counters, when `--metrics-bind` or the control socket is on.
 pub fn counters() -> Option<&'static Counters> {
     COUNTERS.get().copied()
+}
+
+/// A worker starts a request (`show workers` shows it until it is done).
+pub fn request_started(method: &[u8], uri: &[u8]) {
+    if let Some(slot) = worker_slot::mine() {
+        slot.request_started(method, uri, std::time::SystemTime::now());
+    }
+}
+
+/// A worker is through with a request, however it ended.
+pub fn request_ended() {
+    if let Some(slot) = worker_slot::mine() {
+        slot.request_done();
+    }
 }
 
 /// A worker finished a request.

@@ -76,6 +76,7 @@ impl WsgiApp {
 
     fn serve(&mut self, py: Python<'_>, conn: Connection, head: RequestHead) -> Option<Connection> {
         let started = Instant::now();
+        metrics::request_started(&head.method, &head.uri);
         let exchange = Exchange::new(conn, head.method.as_ref() == b"HEAD");
         let uri = head.uri.clone();
         let outcome = self.run(py, &exchange, &head);
@@ -92,6 +93,7 @@ impl WsgiApp {
             access_log::write(&facts);
             metrics::request_done(&facts);
         }
+        metrics::request_ended();
         back
     }
 

@@ -16,11 +16,11 @@ use nix::unistd::{getpid, Pid};
 
 use serde_json::json;
 
-use super::heartbeat::Heartbeat;
+use super::control::{ControlBindError, ControlServer};
 use super::hook_runner::{MasterHooks, Outcome, WorkerView};
 use super::listener::Listener;
 use super::service::{self, Identity, PidFile};
-use super::spawn::{self, WorkerBoot};
+use super::spawn::{self, Link, WorkerBoot};
 use super::systemd::{self, Notifier};
 use super::upgrade::{self, StartContext};
 use super::workers::{
@@ -29,8 +29,10 @@ use super::workers::{
 use crate::logging;
 use crate::metrics::{self, prometheus::MetricsServer, Restart};
 use crate::python::{self, BootError, Preloaded};
-use crate::settings::Settings;
+use crate::settings::{Settings, DEFAULT_CONTROL_SOCKET};
 use crate::signals::SignalQueue;
+
+mod commands;
 
 /// Longest wait of the master loop between two looks at its workers.
 const TICK: Duration = Duration::from_secs(1);
@@ -44,6 +46,15 @@ enum Stop {
     Graceful,
     /// SIGINT/SIGQUIT: workers exit at once.
     Quick,
+}
+
+impl From<crate::ctl::protocol::ShutdownKind> for Stop {
+    fn from(kind: crate::ctl::protocol::ShutdownKind) -> Stop {
+        match kind {
+            crate::ctl::protocol::ShutdownKind::Graceful => Stop::Graceful,
+            crate::ctl::protocol::ShutdownKind::Quick => Stop::Quick,
+        }
+    }
 }
 
 /// Starts the master: log, chdir, bind, then supervise until stopped.
@@ -240,10 +251,25 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
             return 1;
         }
     };
+    let control = match settings
+        .control_socket()
+        .map(|path| bind_control(path, inherited.old_master.is_some()))
+    {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(server))) => Some(server),
+        Some(Err(e)) => {
+            error!("{e}");
+            listeners.iter().for_each(Listener::remove_socket_file);
+            return 1;
+        }
+    };
     if hooks.call("when_ready", workers, None, &[]) == Outcome::Raised {
         error!("Reason: the when_ready hook failed");
         if !socket_activated {
             listeners.iter().for_each(Listener::remove_socket_file);
+        }
+        if let Some(control) = control {
+            control.close();
         }
         return 1;
     }
@@ -267,6 +293,9 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
         readiness: Readiness::Starting,
         socket_activated,
         metrics_server,
+        control,
+        started_at: Instant::now(),
+        reloads: 0,
     };
     arbiter.run()
 }
@@ -277,7 +306,7 @@ struct Arbiter {
     listeners: Vec<Listener>,
     /// `None` only in a freshly forked worker, which takes it.
     signals: Option<SignalQueue>,
-    workers: WorkerSet<Heartbeat>,
+    workers: WorkerSet<Link>,
     /// Wanted number of workers (`--workers`, changed by TTIN/TTOU).
     target: usize,
     backoff: Backoff,
@@ -307,6 +336,13 @@ struct Arbiter {
     metrics_server: Option<MetricsServer>,
     /// The config file's master-side server hooks.
     hooks: MasterHooks,
+    /// `--control-socket`: `ferrocorn ctl`'s commands, answered from the
+    /// loop.
+    control: Option<ControlServer>,
+    /// When this master started (`show stats`).
+    started_at: Instant,
+    /// Reloads (HUP or `reload`) so far.
+    reloads: u64,
 }
 
 /// Where the master is, as systemd hears it (`READY=1`, `RELOADING=1`).
@@ -332,6 +368,9 @@ impl Arbiter {
                     return self.shutdown(stop);
                 }
             }
+            if let Some(stop) = self.serve_control() {
+                return self.shutdown(stop);
+            }
             if let Some((code, reason)) = self.reap_workers() {
                 return self.halt(code, reason);
             }
@@ -339,14 +378,28 @@ impl Arbiter {
         }
     }
 
-    /// Waits for signals (returned) or the tick, answering metrics
-    /// clients meanwhile.
+    /// Waits for signals (returned), the tick or a control client,
+    /// answering metrics clients meanwhile.
     fn wait_for_events(&mut self) -> Vec<Signal> {
-        let tick = self.tick();
-        let Some(server) = self.metrics_server.as_ref() else {
+        let mut tick = self.tick();
+        let mut fds = Vec::new();
+        if let Some(server) = self.metrics_server.as_ref() {
+            fds.push(server.as_fd());
+        }
+        if let Some(control) = self.control.as_ref() {
+            fds.extend(control.fds());
+            if control.has_work() {
+                tick = Duration::ZERO;
+            }
+        }
+        if fds.is_empty() {
             return self.queue().wait(tick);
+        }
+        let (signals, ready) = self.queue().wait_with(tick, &fds);
+        drop(fds);
+        let Some(server) = self.metrics_server.as_ref() else {
+            return signals;
         };
-        let (signals, ready) = self.queue().wait_with(tick, &[server.as_fd()]);
         if ready.first() == Some(&true) {
             let gauges = self.gauges();
             if let Some(counters) = metrics::counters() {
@@ -452,6 +505,7 @@ impl Arbiter {
     fn handle_hup(&mut self) {
         info!("Hang up: Master");
         self.hooks.call("on_reload", self.target, None, &[]);
+        self.reloads += 1;
         self.readiness = Readiness::Reloading;
         self.notify(&format!(
             "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=Reloading: starting new workers",
@@ -470,7 +524,7 @@ impl Arbiter {
     /// workers once enough new ones have.
     fn retire_replaced_workers(&mut self) {
         for w in self.workers.iter_mut() {
-            if !w.booted && w.heartbeat.has_beaten() {
+            if !w.booted && w.link.heartbeat.has_beaten() {
                 w.booted = true;
             }
         }
@@ -522,6 +576,30 @@ impl Arbiter {
         error!("The new master exited ({exit:?}); this master stays in charge");
         self.upgrade_child = None;
         self.restore_pidfile();
+        self.reclaim_control_socket();
+    }
+
+    /// The new master of a failed upgrade took the control socket's path
+    /// over: make the socket anew there.
+    fn reclaim_control_socket(&mut self) {
+        let Some(path) = self
+            .control
+            .as_ref()
+            .filter(|c| !c.file_is_ours())
+            .map(|c| c.path().to_owned())
+        else {
+            return;
+        };
+        match ControlServer::bind(&path, false) {
+            Ok(server) => {
+                info!("Control socket at: {} (again)", absolute(&path).display());
+                self.control = Some(server);
+            }
+            Err(e) => warning!(
+                "cannot make the control socket {} again: {e}",
+                path.display()
+            ),
+        }
     }
 
     fn restore_pidfile(&mut self) {
@@ -609,17 +687,16 @@ impl Arbiter {
         // Before the heartbeat is made: a slow hook must not eat into the
         // new worker's --timeout to boot.
         self.hooks.call("pre_fork", self.target, Some(booting), &[]);
-        let heartbeat = match Heartbeat::new() {
-            Ok(h) => h,
+        let link = match Link::new() {
+            Ok(l) => l,
             Err(e) => {
-                error!("cannot create a worker heartbeat: {e}");
+                error!("{e}");
                 return false;
             }
         };
         match spawn::fork() {
             Ok(Some(pid)) => {
-                self.workers
-                    .add(pid, self.spawned, heartbeat, Instant::now());
+                self.workers.add(pid, self.spawned, link, Instant::now());
                 true
             }
             Ok(None) => {
@@ -629,11 +706,14 @@ impl Arbiter {
                 self.workers.clear();
                 self.hooks.leave_in_child();
                 self.metrics_server = None;
+                // Closes the control socket and its clients in the worker
+                // only (the file stays: it is the master's).
+                self.control = None;
                 self.notifier = None;
                 let boot = WorkerBoot {
                     settings: self.settings.clone(),
                     listeners: std::mem::take(&mut self.listeners),
-                    heartbeat,
+                    link,
                     master: self.pid,
                     identity: self.identity,
                     preloaded: self.preloaded.take(),
@@ -705,7 +785,7 @@ impl Arbiter {
                     let harmless = exit == Exit::Code(0)
                         || worker.state == WorkerState::Retiring
                         || worker.booted
-                        || worker.heartbeat.has_beaten();
+                        || worker.link.heartbeat.has_beaten();
                     match (worker.state, exit) {
                         (WorkerState::Retiring, _) | (_, Exit::Code(0)) => {}
                         (WorkerState::Aborted | WorkerState::AbortRequested, _) => {} // counted when aborted
@@ -750,7 +830,7 @@ impl Arbiter {
             let Some(w) = self.workers.get_mut(pid) else {
                 continue;
             };
-            let silent = match w.heartbeat.last_beat() {
+            let silent = match w.link.heartbeat.last_beat() {
                 Ok(t) => now.duration_since(t).unwrap_or_default(),
                 Err(_) => continue,
             };
@@ -802,6 +882,9 @@ impl Arbiter {
     /// is left.
     fn stop_workers(&mut self, stop: Stop) {
         // After USR2 the other master serves the same socket files.
+        if let Some(control) = self.control.take() {
+            control.close();
+        }
         let handing_over = self.upgrade_child.is_some()
             || self.old_master.is_some_and(|p| nix::unistd::getppid() == p);
         for l in self.listeners.drain(..) {
@@ -859,6 +942,41 @@ impl Arbiter {
     fn signal_all(&self, sig: Signal) {
         self.workers.iter().for_each(|w| send(w.pid, sig));
     }
+}
+
+/// Makes the control socket. The default path is best effort (a
+/// directory the master may not write to, or another server's socket
+/// there, leaves this one without, with a warning); a path given with
+/// `--control-socket` must work. `take_over`: this is a USR2 upgrade's new
+/// master, which replaces its old master's socket.
+fn bind_control(path: &std::path::Path, take_over: bool) -> Result<Option<ControlServer>, String> {
+    match ControlServer::bind(path, take_over) {
+        Ok(server) => {
+            info!("Control socket at: {}", absolute(path).display());
+            Ok(Some(server))
+        }
+        Err(e) if path == std::path::Path::new(DEFAULT_CONTROL_SOCKET) => {
+            let why = match e {
+                ControlBindError::InUse => "another ferrocorn's control socket is there".into(),
+                e => e.to_string(),
+            };
+            warning!(
+                "no control socket: cannot create {}: {why} (give --control-socket PATH, \
+                 or --no-control-socket)",
+                absolute(path).display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(format!(
+            "cannot create the control socket --control-socket {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// `path` from the current directory, for log lines.
+fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::env::current_dir().map_or_else(|_| path.to_owned(), |d| d.join(path))
 }
 
 /// `path` with `suffix` appended to its file name.

@@ -1,8 +1,10 @@
 //! The pre-fork supervisor (Gunicorn's arbiter): the master loop, its
-//! decisions, the listening sockets, the worker heartbeats and the fork.
+//! decisions, the listening sockets, the worker heartbeats, the control
+//! socket and the fork.
 
 mod arbiter;
 mod check;
+pub mod control;
 pub mod heartbeat;
 pub mod hook_runner;
 pub mod listener;

@@ -14,17 +14,37 @@ use super::heartbeat::{Heartbeat, Pulse};
 use super::listener::Listener;
 use super::service::{self, Identity};
 use super::workers::{Exit, EXIT_APP_LOAD_ERROR, EXIT_WORKER_BOOT_ERROR};
+use crate::metrics::worker_slot::{self, WorkerSlot};
 use crate::python::{self, BootError, Preloaded, WorkerInfo};
 use crate::settings::Settings;
 use crate::signals::{self, SignalQueue};
 use crate::worker::recycle::random_u64;
 use crate::worker::{self, Recycle, ServeConfig};
 
+/// What the master and one worker share, made before the fork: the
+/// master keeps its copy in the worker's record.
+pub struct Link {
+    /// Liveness (`--timeout`).
+    pub heartbeat: Heartbeat,
+    /// Requests served and the one in progress (`show workers`).
+    pub slot: WorkerSlot,
+}
+
+impl Link {
+    pub fn new() -> Result<Link, String> {
+        Ok(Link {
+            heartbeat: Heartbeat::new()
+                .map_err(|e| format!("cannot create a worker heartbeat: {e}"))?,
+            slot: WorkerSlot::new().map_err(|e| format!("cannot map a worker's figures: {e}"))?,
+        })
+    }
+}
+
 /// What a worker takes from the master at fork.
 pub struct WorkerBoot {
     pub settings: Settings,
     pub listeners: Vec<Listener>,
-    pub heartbeat: Heartbeat,
+    pub link: Link,
     /// The master's pid, to notice being orphaned.
     pub master: Pid,
     /// The user and group to switch to before Python starts.
@@ -131,7 +151,8 @@ fn run_worker(boot: WorkerBoot, queue: SignalQueue) -> i32 {
         // The traceback or message is already in the log.
         Err(BootError::AppLoad) => return EXIT_APP_LOAD_ERROR,
     };
-    let mut pulse = Pulse::new(boot.heartbeat);
+    worker_slot::install(boot.link.slot);
+    let mut pulse = Pulse::new(boot.link.heartbeat);
     pulse.beat(Instant::now());
     let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let config = ServeConfig {

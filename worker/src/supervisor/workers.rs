@@ -43,8 +43,9 @@ pub struct WorkerRecord<H> {
     pub state: WorkerState,
     /// Has beaten at least once: the app is loaded and it serves.
     pub booted: bool,
-    /// The worker's heartbeat (a file in the real arbiter, `()` in tests).
-    pub heartbeat: H,
+    /// What the master shares with the worker (its heartbeat and figures
+    /// in the real arbiter, `()` in tests).
+    pub link: H,
 }
 
 /// The master's table of live workers.
@@ -72,14 +73,14 @@ impl<H> Default for WorkerSet<H> {
 impl<H> WorkerSet<H> {
     /// Records a forked worker; `age`: its spawn number (the one its
     /// hooks see).
-    pub fn add(&mut self, pid: Pid, age: u64, heartbeat: H, now: Instant) {
+    pub fn add(&mut self, pid: Pid, age: u64, link: H, now: Instant) {
         self.workers.push(WorkerRecord {
             pid,
             age,
             spawned_at: now,
             state: WorkerState::Running,
             booted: false,
-            heartbeat,
+            link,
         });
     }
 

@@ -82,7 +82,17 @@ impl Recycle {
 
 /// This process's resident set size in bytes (`/proc/self/statm`).
 pub fn current_rss() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    rss_at("/proc/self/statm")
+}
+
+/// Another process's resident set size in bytes (the master asks about its
+/// workers for `show workers`).
+pub fn rss_of(pid: i32) -> Option<u64> {
+    rss_at(&format!("/proc/{pid}/statm"))
+}
+
+fn rss_at(statm: &str) -> Option<u64> {
+    let statm = std::fs::read_to_string(statm).ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
     let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {

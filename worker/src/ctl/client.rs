@@ -1,0 +1,206 @@
+//! `ferrocorn ctl [--control-socket PATH] [--json] COMMAND...`: sends one
+//! command to a running master and prints its reply. Exit codes: 0 done,
+//! 1 the server refused or could not be reached, 2 a usage mistake.
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::protocol::{self, COMMANDS};
+use super::render;
+use crate::settings::DEFAULT_CONTROL_SOCKET;
+
+/// Longest wait for the reply (the master answers from its loop at once).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+struct Invocation {
+    socket: PathBuf,
+    json: bool,
+    command: String,
+}
+
+/// Runs `ferrocorn ctl` with the arguments after `ctl`.
+pub fn main(args: &[OsString]) -> ExitCode {
+    let invocation = match parse_args(args) {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            let _ = io::stdout().write_all(usage().as_bytes());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("Error: {e}\n\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    match ask(&invocation) {
+        Ok(reply) => print_reply(&invocation, &reply),
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn usage() -> String {
+    let mut out = format!(
+        "usage: ferrocorn ctl [--control-socket PATH] [--json] COMMAND...\n\n\
+         Sends COMMAND to a running ferrocorn over its control socket \
+         (default: ./{DEFAULT_CONTROL_SOCKET}).\n\n\
+         options:\n  -s, --control-socket PATH   the server's --control-socket\n  \
+         -j, --json                  print the reply as the server sent it (JSON)\n  \
+         -h, --help                  this text\n\ncommands:\n"
+    );
+    for (command, doc) in COMMANDS {
+        out.push_str(&format!("  {command:<28}{doc}\n"));
+    }
+    out
+}
+
+/// `Ok(None)`: `--help`.
+fn parse_args(args: &[OsString]) -> Result<Option<Invocation>, String> {
+    let mut socket = PathBuf::from(DEFAULT_CONTROL_SOCKET);
+    let mut json = false;
+    let mut words = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let arg = arg
+            .to_str()
+            .ok_or_else(|| format!("argument {arg:?} is not valid UTF-8"))?;
+        match arg {
+            "-h" | "--help" => return Ok(None),
+            "-j" | "--json" => json = true,
+            "-s" | "--control-socket" => {
+                socket = args
+                    .next()
+                    .ok_or_else(|| format!("{arg} needs a value (PATH)"))?
+                    .into();
+            }
+            _ if arg.starts_with("--control-socket=") => {
+                socket = arg["--control-socket=".len()..].into();
+            }
+            _ if arg.starts_with('-') => return Err(format!("unknown option '{arg}'")),
+            _ => words.push(arg),
+        }
+    }
+    if words.is_empty() {
+        return Err("missing the command".into());
+    }
+    let command = words.join(" ");
+    // Checked here too, so a typo needs no server to be explained.
+    protocol::Command::parse(&command)?;
+    Ok(Some(Invocation {
+        socket,
+        json,
+        command,
+    }))
+}
+
+/// Sends the command and returns the reply.
+fn ask(invocation: &Invocation) -> Result<Value, String> {
+    let path = invocation.socket.display();
+    let mut stream = UnixStream::connect(&invocation.socket).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format!(
+            "no control socket at {path}: is ferrocorn running with this one? \
+             (it is made in the server's --chdir directory unless --control-socket \
+             says otherwise; --no-control-socket makes none)"
+        ),
+        io::ErrorKind::ConnectionRefused => {
+            format!("nothing answers on {path}: the server that made it is gone")
+        }
+        io::ErrorKind::PermissionDenied => {
+            format!("permission denied on {path}: only the server's user and root may use it")
+        }
+        _ => format!("cannot connect to {path}: {e}"),
+    })?;
+    let io_error = |e: io::Error| format!("talking to {path}: {e}");
+    stream
+        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .map_err(io_error)?;
+    // A server that refuses the connection answers and closes at once: the
+    // write may then fail, but its error reply is still there to read.
+    let sent = stream.write_all(&protocol::request_line(1, &invocation.command));
+    let mut line = String::new();
+    let read = BufReader::new(&stream).read_line(&mut line);
+    if !line.ends_with('\n') {
+        sent.map_err(io_error)?;
+        read.map_err(io_error)?;
+    }
+    if line.is_empty() {
+        return Err(format!("{path} closed the connection without a reply"));
+    }
+    serde_json::from_str(&line).map_err(|e| format!("{path} sent a reply that is not JSON: {e}"))
+}
+
+fn print_reply(invocation: &Invocation, reply: &Value) -> ExitCode {
+    let ok = reply["status"] == "ok";
+    // Written, not print!ed: a closed pipe (`| head`) is not a crash.
+    let mut out = io::stdout().lock();
+    if invocation.json {
+        let _ = writeln!(out, "{reply}");
+    } else if ok {
+        let _ = out.write_all(render::render(&reply["data"]).as_bytes());
+    } else {
+        eprintln!(
+            "Error: {}",
+            reply["error"]
+                .as_str()
+                .unwrap_or("the server refused the command")
+        );
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Invocation>, String> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        parse_args(&args)
+    }
+
+    #[test]
+    fn options_go_anywhere_and_the_rest_is_the_command() {
+        assert_eq!(
+            parse(&["-s", "/run/x.ctl", "show", "workers", "--json"]),
+            Ok(Some(Invocation {
+                socket: "/run/x.ctl".into(),
+                json: true,
+                command: "show workers".into()
+            }))
+        );
+        assert_eq!(
+            parse(&["--control-socket=/a", "reload"])
+                .unwrap()
+                .unwrap()
+                .socket,
+            PathBuf::from("/a")
+        );
+        assert_eq!(
+            parse(&["worker", "add", "2"]).unwrap().unwrap().socket,
+            PathBuf::from("ferrocorn.ctl")
+        );
+        assert_eq!(parse(&["--help"]), Ok(None));
+    }
+
+    #[test]
+    fn mistakes_are_explained_before_connecting() {
+        assert_eq!(parse(&[]).unwrap_err(), "missing the command");
+        assert!(parse(&["show"]).unwrap_err().contains("unknown command"));
+        assert!(parse(&["--bogus", "help"])
+            .unwrap_err()
+            .contains("unknown option"));
+        assert!(parse(&["-s"]).unwrap_err().contains("needs a value"));
+    }
+}
