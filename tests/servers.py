@@ -192,6 +192,9 @@ class Ferrocorn:
         self.name = name
         self.app = app
         self.sock = Path(workdir) / ("%s.sock" % name)
+        # Its own control socket: servers running side by side must not
+        # contend for the default ./ferrocorn.ctl of their shared --chdir.
+        self.ctl = Path(workdir) / ("%s.ctl" % name)
         self.workers = workers
         self.tcp_port = tcp_port
         self.extra_args = list(extra_args)
@@ -205,6 +208,8 @@ class Ferrocorn:
         if self.tcp_port is not None:
             cmd += ["-b", "127.0.0.1:%d" % self.tcp_port]
         cmd += ["-w", str(self.workers), "--error-logfile", str(self.log.path), "--chdir", str(APPS_DIR)]
+        if not any(a.startswith("--control-socket") for a in self.extra_args):
+            cmd += ["--control-socket", str(self.ctl)]
         return cmd + self.extra_args + [self.app]
 
     def start(self):
