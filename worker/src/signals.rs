@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+pub use nix::poll::PollFlags;
+use nix::poll::{poll, PollFd, PollTimeout};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 /// Signals the master handles, each with one `handle_*` in the arbiter.
@@ -78,17 +79,17 @@ impl SignalQueue {
     }
 
     /// Like [`Self::wait`], also waking up when one of `others` (the
-    /// master's own sockets: metrics, control) is readable; the flags say
-    /// which are.
+    /// master's own sockets: metrics, control) is ready for what its flags
+    /// ask (`POLLIN`, `POLLOUT`); the result says which are.
     pub fn wait_with(
         &self,
         timeout: Duration,
-        others: &[BorrowedFd<'_>],
+        others: &[(BorrowedFd<'_>, PollFlags)],
     ) -> (Vec<Signal>, Vec<bool>) {
-        let mut fds: Vec<PollFd<'_>> = std::iter::once(self.read.as_fd())
-            .chain(others.iter().copied())
-            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
-            .collect();
+        let mut fds: Vec<PollFd<'_>> =
+            std::iter::once(PollFd::new(self.read.as_fd(), PollFlags::POLLIN))
+                .chain(others.iter().map(|&(fd, flags)| PollFd::new(fd, flags)))
+                .collect();
         let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
         // EINTR is a wake-up like any other: the byte is in the pipe.
         let ready = match poll(&mut fds, timeout) {

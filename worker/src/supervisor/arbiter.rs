@@ -30,7 +30,7 @@ use crate::logging;
 use crate::metrics::{self, prometheus::MetricsServer, Restart};
 use crate::python::{self, BootError, Preloaded};
 use crate::settings::{Settings, DEFAULT_CONTROL_SOCKET};
-use crate::signals::SignalQueue;
+use crate::signals::{PollFlags, SignalQueue};
 
 mod commands;
 
@@ -384,7 +384,7 @@ impl Arbiter {
         let mut tick = self.tick();
         let mut fds = Vec::new();
         if let Some(server) = self.metrics_server.as_ref() {
-            fds.push(server.as_fd());
+            fds.push((server.as_fd(), PollFlags::POLLIN));
         }
         if let Some(control) = self.control.as_ref() {
             fds.extend(control.fds());

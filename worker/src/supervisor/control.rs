@@ -26,6 +26,7 @@ use nix::sys::stat::{umask, Mode};
 use serde_json::Value;
 
 use crate::ctl::protocol::{error_reply, parse_request, Command, MAX_REQUEST};
+use crate::signals::PollFlags;
 
 /// Clients served at once; more are answered an error and closed.
 pub const MAX_CLIENTS: usize = 16;
@@ -140,11 +141,23 @@ impl ControlServer {
         &self.path
     }
 
-    /// Descriptors the master's wait should wake up for: the listener and
-    /// every client.
-    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        std::iter::once(self.listener.as_fd())
-            .chain(self.clients.iter().map(|c| c.stream.as_fd()))
+    /// What the master's wait should wake up for: a connection on the
+    /// listener, a request from an idle client, room for a reply not yet
+    /// sent. A client that closed its side is not watched for reading (it
+    /// would always be readable).
+    pub fn fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
+        let clients = self.clients.iter().filter_map(|c| {
+            let flags = if !c.output.is_empty() {
+                PollFlags::POLLOUT
+            } else if !c.closing && !c.awaiting {
+                PollFlags::POLLIN
+            } else {
+                return None;
+            };
+            Some((c.stream.as_fd(), flags))
+        });
+        std::iter::once((self.listener.as_fd(), PollFlags::POLLIN))
+            .chain(clients)
             .collect()
     }
 
@@ -458,6 +471,31 @@ mod tests {
         let mut out = String::new();
         client.read_to_string(&mut out).unwrap();
         assert!(out.contains("request longer than 4096 bytes"), "{out}");
+        server.close();
+    }
+
+    #[test]
+    fn a_reply_not_yet_taken_is_waited_for_with_pollout_only() {
+        let path = tmp("f.ctl");
+        let mut server = ControlServer::bind(&path, false).unwrap();
+        let mut client = UnixStream::connect(&path).unwrap();
+        client.write_all(b"{\"command\": \"help\"}\n").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let p = next(&mut server);
+        // More than the socket buffer holds: the rest waits for the client.
+        server.reply(p.client, vec![b'x'; 4 << 20]);
+        let flags: Vec<PollFlags> = server.fds().iter().map(|(_, f)| *f).collect();
+        assert_eq!(flags, [PollFlags::POLLIN, PollFlags::POLLOUT]);
+        let mut got = Vec::new();
+        let reader = std::thread::spawn(move || {
+            client.read_to_end(&mut got).unwrap();
+            got.len()
+        });
+        while !server.clients.is_empty() {
+            server.serve(Instant::now());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(reader.join().unwrap(), 4 << 20);
         server.close();
     }
 
