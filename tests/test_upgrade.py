@@ -5,13 +5,15 @@ keeps serving until WINCH stops its workers and TERM ends it, leaving the
 socket file to the new master. The figures (sent/failed) are printed; run
 with `-s` to see them."""
 
+import json
 import os
 import signal
+import subprocess
 
 import requests
 
 from load import Load
-from servers import STOP_TIMEOUT, children_of, is_alive, wait_until
+from servers import FERROCORN_BIN, STOP_TIMEOUT, children_of, is_alive, wait_until
 
 
 def read_pid(path):
@@ -19,6 +21,20 @@ def read_pid(path):
         return int(path.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def ctl_master_pid(server):
+    """The pid of the master answering on server's control socket (None: no answer)."""
+    result = subprocess.run([str(FERROCORN_BIN), "ctl", "-s", str(server.ctl), "--json", "show", "stats"],
+                            capture_output=True, text=True, timeout=30)
+    return json.loads(result.stdout)["data"]["pid"] if result.returncode == 0 else None
+
+
+def ctl_states(server):
+    """The states `show workers` gives, in spawn order."""
+    result = subprocess.run([str(FERROCORN_BIN), "ctl", "-s", str(server.ctl), "--json", "show", "workers"],
+                            capture_output=True, text=True, timeout=30)
+    return [w["state"] for w in json.loads(result.stdout)["data"]["workers"]]
 
 
 def test_usr2_winch_term_upgrade_under_load_loses_no_request(start_dedicated, scratch):
@@ -44,6 +60,8 @@ def test_usr2_winch_term_upgrade_under_load_loses_no_request(start_dedicated, sc
         old.wait_for_log(r"\[%d\] \[INFO\] Listening at: unix:%s \(%d\), inherited" % (new_pid, old.sock, new_pid),
                          since=mark)
         load.wait_for_requests(50)
+        # The new master took the control socket's path over.
+        assert ctl_master_pid(old) == new_pid
 
         # WINCH: the old workers stop; only the new master is left under the old one.
         os.kill(old.proc.pid, signal.SIGWINCH)
@@ -56,6 +74,7 @@ def test_usr2_winch_term_upgrade_under_load_loses_no_request(start_dedicated, sc
         assert old.sock.exists()
         assert not (scratch / "master.pid.oldbin").exists()
         assert read_pid(pidfile) == new_pid
+        assert ctl_master_pid(old) == new_pid, "the old master removed the new one's control socket"
         load.wait_for_requests(100)
     finally:
         load.stop()
@@ -71,6 +90,7 @@ def test_usr2_winch_term_upgrade_under_load_loses_no_request(start_dedicated, sc
     assert wait_until(lambda: not is_alive(new_pid), STOP_TIMEOUT)
     assert not old.sock.exists()
     assert not pidfile.exists()
+    assert not old.ctl.exists()
 
 
 def test_a_new_master_that_fails_leaves_the_old_one_in_charge(start_dedicated, scratch):
@@ -91,4 +111,25 @@ def test_a_new_master_that_fails_leaves_the_old_one_in_charge(start_dedicated, s
     assert wait_until(lambda: read_pid(pidfile) == old.proc.pid, 10)
     assert not (scratch / "master.pid.oldbin").exists()
     assert set(old.worker_pids()) == workers
+    assert requests.get(stack.url("/dedicated/"), timeout=30).content == b"v1"
+
+
+def test_a_failed_upgrade_gives_the_control_socket_back(start_dedicated, scratch):
+    """USR2 while the app no longer loads, without --preload: the new master takes the control socket over,
+    its workers fail, it exits 4 removing that socket, and the old master makes its own anew."""
+    app = scratch / "upgradable.py"
+    app.write_text("def application(environ, start_response):\n"
+                   "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                   "    return [b'v1']\n")
+    stack = start_dedicated("upgradable", extra_args=["--pythonpath", str(scratch)])
+    old = stack.ferrocorn
+    assert ctl_master_pid(old) == old.proc.pid
+    # Both workers have loaded v1 before the deploy breaks it.
+    assert wait_until(lambda: ctl_states(old) == ["idle", "idle"], 30), ctl_states(old)
+    app.write_text("raise RuntimeError('broken deploy')\n")
+    mark = old.log_marks()
+    old.proc.send_signal(signal.SIGUSR2)
+    old.wait_for_log(r"The new master exited .*this master stays in charge", since=mark, timeout=30)
+    old.wait_for_log(r"\[%d\] \[INFO\] Control socket at: %s \(again\)" % (old.proc.pid, old.ctl), since=mark)
+    assert ctl_master_pid(old) == old.proc.pid
     assert requests.get(stack.url("/dedicated/"), timeout=30).content == b"v1"
