@@ -2,7 +2,7 @@
 # Builds Ferrocorn's release install tree:
 #   dist/sbin/nginx                               nginx 1.28, the build the module is compiled against
 #   dist/modules/ngx_http_ferrocorn_module.so     the nginx module
-#   dist/bin/ferrocorn                            the supervisor
+#   dist/bin/ferrocorn                            the supervisor (and, linked as ferrocornctl, `ferrocorn ctl`)
 #   dist/conf/mime.types                          nginx's MIME table, for configs that include it
 # Installs the Debian packages the build needs on first use.
 set -euo pipefail
@@ -25,6 +25,7 @@ mkdir -p "$DIST/sbin" "$DIST/modules" "$DIST/bin" "$DIST/conf"
 install -m 755 "$objs/nginx" "$DIST/sbin/nginx"
 install -m 755 target/release/libngx_http_ferrocorn_module.so "$DIST/modules/ngx_http_ferrocorn_module.so"
 install -m 755 target/release/ferrocorn "$DIST/bin/ferrocorn"
+ln -sfn ferrocorn "$DIST/bin/ferrocornctl"   # `ferrocornctl CMD` = `ferrocorn ctl CMD`
 src=$(dirname "$(dirname "$objs")")
 mime=$(find "$src" ~/.cargo/registry/src -path '*nginx*/conf/mime.types' 2>/dev/null | head -n1 || true)
 [ -n "$mime" ] && install -m 644 "$mime" "$DIST/conf/mime.types"

@@ -2,6 +2,7 @@
 # Builds a Debian package of Ferrocorn with dpkg-deb from a staged tree:
 #
 #   /usr/bin/ferrocorn                                   the supervisor (dist/bin/ferrocorn)
+#   /usr/bin/ferrocornctl                                a link to it: `ferrocorn ctl`
 #   /usr/lib/nginx/modules/ngx_http_ferrocorn_module.so  the module built for Debian's nginx (dist-system/)
 #   /usr/share/nginx/modules-available/mod-http-ferrocorn.conf
 #                                                        its load_module snippet, linked from
@@ -42,6 +43,7 @@ mkdir -p "$STAGE/DEBIAN"
 
 install -D -m 755 "$DIST/bin/ferrocorn" "$STAGE/usr/bin/ferrocorn"
 strip --strip-unneeded "$STAGE/usr/bin/ferrocorn" 2>/dev/null || true
+ln -s ferrocorn "$STAGE/usr/bin/ferrocornctl"
 
 depends="libc6, libpython3.11 (>= 3.11.2), adduser"
 if [ -f "$MODULE" ]; then

@@ -393,6 +393,10 @@ def test_client_mistakes_and_a_stale_socket(scratch):
     assert result.returncode == 2 and "unknown command: show everything" in result.stderr
     result = subprocess.run([str(FERROCORN_BIN), "ctl", "--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "worker kill PID" in result.stdout
+    # The binary linked as ferrocornctl (scripts/build.sh makes the link) is the client.
+    linked = subprocess.run([str(FERROCORN_BIN.parent / "ferrocornctl"), "--help"], capture_output=True, text=True,
+                            timeout=30)
+    assert (linked.returncode, linked.stdout) == (0, result.stdout)
 
     stale = scratch / "stale.ctl"
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

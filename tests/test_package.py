@@ -211,6 +211,9 @@ def test_files_are_where_the_issue_says(package):
     assert os.access("/usr/bin/ferrocorn", os.X_OK)
     version = run(["/usr/bin/ferrocorn", "--version"]).stdout
     assert version.startswith("ferrocorn ") and version.split()[1] in package.deb.name
+    # gunicornc's twin under its own name.
+    assert "/usr/bin/ferrocornctl" in listed and os.readlink("/usr/bin/ferrocornctl") == "ferrocorn"
+    assert "usage: ferrocorn ctl" in run(["/usr/bin/ferrocornctl", "--help"]).stdout
     # Enabled as Debian's libnginx-mod-* are: a link in modules-enabled to the snippet.
     assert ENABLED.is_symlink() and ENABLED.resolve() == SNIPPET
     assert re.fullmatch(r"load_module \S*ngx_http_ferrocorn_module\.so;\s*", SNIPPET.read_text())
