@@ -23,6 +23,8 @@ pub struct Settings {
     pub bind: Vec<BindAddr>,
     /// Target number of worker processes.
     pub workers: usize,
+    /// Requests each worker serves at once, one per thread (`--threads`).
+    pub threads: usize,
     /// Seconds a worker may stay silent (busy on one request) before the
     /// master kills it; 0 disables the check.
     pub timeout: u64,
@@ -230,9 +232,30 @@ pub static SETTINGS: &[Setting] = &[
         default: Some("1"),
         repeatable: false,
         doc: "The number of worker processes. Each runs its own Python interpreter \
-              and serves one request at a time; a common start is 2-4 per core.",
+              and serves one request at a time (`--threads` at a time with \
+              threads); a common start is 2-4 per core.",
         apply: |s, v| {
             s.workers = parse_positive(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "threads",
+        flags: &["--threads"],
+        meta: "INT",
+        default: Some("1"),
+        repeatable: false,
+        doc: "Threads per worker, each serving one request: a worker serves up to \
+              this many at once (Gunicorn's `gthread`). Its main thread polls for \
+              requests and hands them to the threads; the GIL is released around \
+              all socket I/O, so threads help apps that wait (on databases, other \
+              services) and `wsgi.multithread` is true. While all threads are busy, \
+              the worker takes no more, leaving them to the other workers. \
+              `--timeout` applies per request: one request stuck that long aborts \
+              the whole worker (its other requests fail with 502). 1 keeps the \
+              single-threaded worker.",
+        apply: |s, v| {
+            s.threads = parse_positive(v)?;
             Ok(())
         },
     },
@@ -805,6 +828,7 @@ impl Settings {
             app: String::new(),
             bind: Vec::new(),
             workers: 0,
+            threads: 0,
             timeout: 0,
             graceful_timeout: 0,
             keep_alive: 0,

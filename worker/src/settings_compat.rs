@@ -18,21 +18,17 @@ static REFUSED: &[Refused] = &[
     Refused {
         name: "worker_class",
         flags: &["-k", "--worker-class"],
-        harmless: &["sync"],
-        why: "workers are synchronous processes embedding CPython; gevent, eventlet, tornado \
-              and asyncio workers do not apply (nginx buffers slow clients)",
+        // gthread is `--threads`, which says how many.
+        harmless: &["sync", "gthread"],
+        why: "workers are synchronous processes embedding CPython (threaded with --threads); \
+              gevent, eventlet, tornado and asyncio workers do not apply (nginx buffers slow \
+              clients)",
     },
     Refused {
         name: "worker_connections",
         flags: &["--worker-connections"],
         harmless: &[],
         why: "it only applies to Gunicorn's async workers",
-    },
-    Refused {
-        name: "threads",
-        flags: &["--threads"],
-        harmless: &["1"],
-        why: "threaded workers are not implemented yet; use more --workers",
     },
     Refused {
         name: "daemon",
@@ -216,8 +212,8 @@ mod tests {
             .unwrap()
             .contains("gevent"));
         assert!(refusal("certfile", "/etc/x.pem").unwrap().contains("TLS"));
-        assert_eq!(refusal("threads", "1"), None);
-        assert!(refusal("threads", "4").is_some());
+        assert_eq!(refusal("threads", "4"), None);
+        assert_eq!(refusal("worker_class", "gthread"), None);
         assert_eq!(refusal("workers", "4"), None);
         assert_eq!(refused_flag("-k"), Some(("worker_class", REFUSED[0].why)));
         assert!(no_effect("forwarded_allow_ips").is_some());

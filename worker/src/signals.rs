@@ -140,36 +140,20 @@ pub fn restore_mask(mask: SigSet) {
         nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&mask), None);
 }
 
-/// The connection of the request being served (-1 between requests).
-static CURRENT_FD: AtomicI32 = AtomicI32::new(-1);
-/// Whether the current request's response has begun (its head is queued).
-static RESPONSE_STARTED: AtomicBool = AtomicBool::new(false);
 /// The 504 written on a timeout abort; set once at worker boot.
 static TIMEOUT_REPLY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
 
-/// Records the request being served (`fd`) or none (-1).
-pub fn set_current_request(fd: i32) {
-    RESPONSE_STARTED.store(false, Ordering::Relaxed);
-    CURRENT_FD.store(fd, Ordering::Relaxed);
-}
-
-/// Records that the current response has started: no 504 can replace it.
-pub fn mark_response_started() {
-    RESPONSE_STARTED.store(true, Ordering::Relaxed);
-}
-
 /// SIGABRT in a worker (the master's `--timeout`): Python's faulthandler,
 /// when enabled, has already dumped every thread's traceback and chains
-/// here. Answer the stuck request with a 504 if its response has not
-/// started, then die of SIGABRT as asked.
+/// here. Answer the stuck request (with `--threads`, each stuck one) with
+/// a 504 if its response has not started, then die of SIGABRT as asked.
 extern "C" fn abort_stuck(signo: libc::c_int) {
-    let fd = CURRENT_FD.load(Ordering::Relaxed);
-    if fd >= 0 && !RESPONSE_STARTED.load(Ordering::Relaxed) {
-        if let Some(reply) = TIMEOUT_REPLY.get() {
+    if let Some(reply) = TIMEOUT_REPLY.get() {
+        crate::worker::in_flight::for_each_stuck(|fd| {
             // SAFETY: write(2) is async-signal-safe; `reply` is immutable
             // once set and lives for the process.
             unsafe { libc::write(fd, reply.as_ptr().cast(), reply.len()) };
-        }
+        });
     }
     // SAFETY: signal(2) and raise(3) are async-signal-safe; with the
     // default disposition restored the raise ends the process.
@@ -279,6 +263,25 @@ pub fn become_worker(queue: SignalQueue, quit_in_loop: bool) -> nix::Result<()> 
         Some(&SigSet::empty()),
         None,
     )
+}
+
+/// In a threaded worker's pool thread: leaves TERM, USR1, INT and QUIT to
+/// the main thread, whose `poll` they interrupt (a handler run on a pool
+/// thread would only be seen at the loop's next tick). SIGABRT stays: its
+/// handler works from any thread.
+pub fn leave_to_main_thread() {
+    let mut set = SigSet::empty();
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+    ] {
+        set.add(sig);
+    }
+    if let Err(e) = set.thread_block() {
+        warning!("cannot leave signals to the main thread: {e}");
+    }
 }
 
 /// Whether a graceful stop was requested (SIGTERM in a worker).

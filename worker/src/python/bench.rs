@@ -47,10 +47,11 @@ impl EnvironBench {
         Python::attach(|py| {
             let errors = py.None().into_bound(py);
             let wrapper = py.None().into_bound(py);
-            let builder = EnvironBuilder::new(py, errors, wrapper).map_err(|e| e.to_string())?;
+            let builder =
+                EnvironBuilder::new(py, errors, wrapper, false).map_err(|e| e.to_string())?;
             let conn = Connection::new(OwnedFd::from(ours), Some(Duration::from_secs(5)));
-            let input =
-                Py::new(py, Input::new(Exchange::new(conn, false))).map_err(|e| e.to_string())?;
+            let input = Py::new(py, Input::new(Exchange::new(conn, false, false)))
+                .map_err(|e| e.to_string())?;
             Ok(EnvironBench {
                 builder,
                 input,

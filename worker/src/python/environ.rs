@@ -91,16 +91,18 @@ pub struct EnvironBuilder {
 
 impl EnvironBuilder {
     /// `errors` is `wsgi.errors`, `file_wrapper` the `wsgi.file_wrapper`
-    /// callable.
+    /// callable; `multithread` says whether other threads of this process
+    /// may call the app at the same time (`--threads`).
     pub fn new(
         py: Python<'_>,
         errors: Bound<'_, PyAny>,
         file_wrapper: Bound<'_, PyAny>,
+        multithread: bool,
     ) -> PyResult<EnvironBuilder> {
         let keys = Keys::new(py);
         let base = PyDict::new(py);
         base.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
-        base.set_item("wsgi.multithread", false)?;
+        base.set_item("wsgi.multithread", multithread)?;
         base.set_item("wsgi.multiprocess", true)?;
         base.set_item("wsgi.run_once", false)?;
         base.set_item("wsgi.errors", errors)?;
@@ -358,9 +360,9 @@ mod tests {
         with_python(|py| {
             let errors = py.None().into_bound(py);
             let wrapper = py.None().into_bound(py);
-            let mut builder = EnvironBuilder::new(py, errors, wrapper).unwrap();
+            let mut builder = EnvironBuilder::new(py, errors, wrapper, false).unwrap();
             let (conn, _peer) = test_pair();
-            let input = Bound::new(py, Input::new(Exchange::new(conn, false))).unwrap();
+            let input = Bound::new(py, Input::new(Exchange::new(conn, false, false))).unwrap();
             // Twice: the second build exercises the caches.
             builder.build(py, head, input.clone()).unwrap();
             check(&builder.build(py, head, input).unwrap());

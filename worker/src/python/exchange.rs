@@ -14,18 +14,28 @@ use pyo3::prelude::*;
 
 use crate::worker::{Blocker, ConnError, Connection, ResponseWriter};
 
-/// A [`Blocker`] that releases the GIL around the wait.
-pub struct ReleaseGil<'py>(pub Python<'py>);
+/// Where the GIL stands during the app's socket I/O (see [`Exchange::io`]).
+pub enum IoGil<'py> {
+    /// Held for the non-blocking calls, released around each wait.
+    Held(Python<'py>),
+    /// Released for the whole call.
+    Released,
+}
 
-impl Blocker for ReleaseGil<'_> {
+impl Blocker for IoGil<'_> {
     fn block<T: Send, F: FnOnce() -> T + Send>(&self, f: F) -> T {
-        self.0.detach(f)
+        match self {
+            IoGil::Held(py) => py.detach(f),
+            IoGil::Released => f(),
+        }
     }
 }
 
 /// One request's shared state.
 pub struct Exchange {
     state: Mutex<ExchangeState>,
+    /// The worker serves with threads (`--threads` > 1).
+    threaded: bool,
 }
 
 pub struct ExchangeState {
@@ -38,14 +48,32 @@ pub struct ExchangeState {
 }
 
 impl Exchange {
-    pub fn new(conn: Connection, head_request: bool) -> Arc<Exchange> {
+    pub fn new(conn: Connection, head_request: bool, threaded: bool) -> Arc<Exchange> {
         Arc::new(Exchange {
             state: Mutex::new(ExchangeState {
                 conn: Some(conn),
                 response: ResponseWriter::new(head_request),
                 broken: None,
             }),
+            threaded,
         })
+    }
+
+    /// Runs the app's socket I/O `f`. With threads, the whole call runs
+    /// without the GIL, so other threads run Python meanwhile; a
+    /// single-threaded worker keeps it for the non-blocking system calls
+    /// and lets go only while waiting (nobody else wants it in between,
+    /// and keeping it is cheaper).
+    pub fn io<'py, T: Send>(
+        &self,
+        py: Python<'py>,
+        f: impl for<'g> FnOnce(&'g IoGil<'py>) -> T + Send,
+    ) -> T {
+        if self.threaded {
+            py.detach(|| f(&IoGil::Released))
+        } else {
+            f(&IoGil::Held(py))
+        }
     }
 
     pub fn lock(&self) -> PyResult<MutexGuard<'_, ExchangeState>> {

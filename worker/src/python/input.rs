@@ -1,6 +1,6 @@
 //! `wsgi.input`: the request body as a binary file-like object, streamed
 //! from the connection (body frames are read when the app asks for more,
-//! with the GIL released while waiting). After the body ends, reads return
+//! with the GIL released while waiting, or throughout with threads). After the body ends, reads return
 //! `b""` (`wsgi.input_terminated`).
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use super::exchange::{Exchange, ReleaseGil};
+use super::exchange::{Exchange, IoGil};
 use crate::worker::request_body::Pieces;
 use crate::worker::{ConnError, Connection};
 
@@ -31,7 +31,7 @@ impl Input {
     fn read_with<'py>(
         &self,
         py: Python<'py>,
-        read: impl FnOnce(&mut Connection, &ReleaseGil<'py>) -> Result<Pieces, ConnError>,
+        read: impl FnOnce(&mut Connection, &IoGil<'py>) -> Result<Pieces, ConnError> + Send,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let mut state = self.exchange.lock()?;
         if state.broken.is_some() {
@@ -41,7 +41,7 @@ impl Input {
         let Some(conn) = state.conn.as_mut() else {
             return Ok(PyBytes::new(py, b""));
         };
-        let result = read(conn, &ReleaseGil(py));
+        let result = self.exchange.io(py, |b| read(conn, b));
         match result {
             Ok(pieces) => PyBytes::new_with(py, pieces.len(), |out| {
                 pieces.copy_to(out);

@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use super::errors::type_name;
-use super::exchange::{Exchange, ReleaseGil};
+use super::exchange::Exchange;
 use super::latin1;
 use crate::worker::{HeadFields, PendingHead, WriteError};
 
@@ -72,7 +72,8 @@ impl StartResponse {
         })?;
         let mut state = self.exchange.lock()?;
         let (conn, writer) = state.parts()?;
-        match writer.body(conn, data.as_bytes(), true, &ReleaseGil(py)) {
+        let data = data.as_bytes();
+        match self.exchange.io(py, |b| writer.body(conn, data, true, b)) {
             Ok(()) => Ok(()),
             Err(WriteError::Conn(e)) => Err(state.broke("write() failed", e)),
             Err(e) => Err(PyRuntimeError::new_err(e.to_string())),

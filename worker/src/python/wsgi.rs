@@ -21,7 +21,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::environ::EnvironBuilder;
 use super::errors::{type_name, Errors};
-use super::exchange::{Exchange, ReleaseGil};
+use super::exchange::Exchange;
 use super::file_wrapper::{self, FileWrapper};
 use super::hooks::Hooks;
 use super::input::Input;
@@ -30,17 +30,27 @@ use super::start_response::StartResponse;
 use super::traceback;
 use crate::access_log::{self, RequestFacts};
 use crate::metrics;
-use crate::worker::{ConnError, Connection, Direct, Handler, WriteError};
+use crate::worker::{ConnError, Connection, Direct, Handler, ThreadHandlers, WriteError};
 use ferrocorn_protocol::pb::error::Kind as ErrorKind;
 
 /// The loaded app and what this worker reuses for every request.
 pub struct WsgiApp {
     app: Py<PyAny>,
+    /// The single-threaded worker's environ builder (`wsgi.multithread`
+    /// false); with threads, each thread has its own ([`ThreadApp`]).
     environ: EnvironBuilder,
     /// Server hooks from the config file (`pre_request`, `post_request`...).
     hooks: Option<Hooks>,
     /// `--reload`: watches the source files between requests.
     reloader: Option<Reloader>,
+}
+
+/// One pool thread's handler (`--threads`): the shared app and hooks, and
+/// its own environ builder (caches are per thread; `wsgi.multithread`
+/// true).
+pub struct ThreadApp<'a> {
+    shared: &'a WsgiApp,
+    environ: EnvironBuilder,
 }
 
 /// Why a request did not complete normally.
@@ -52,13 +62,18 @@ enum Failure {
     Write(WriteError),
 }
 
+/// Makes the environ builder of a worker or of one of its threads.
+fn environ_builder(py: Python<'_>, multithread: bool) -> PyResult<EnvironBuilder> {
+    let errors = Bound::new(py, Errors)?.into_any();
+    let file_wrapper = py.get_type::<FileWrapper>().into_any();
+    EnvironBuilder::new(py, errors, file_wrapper, multithread)
+}
+
 impl WsgiApp {
     pub fn new(py: Python<'_>, app: Py<PyAny>, hooks: Option<Hooks>) -> PyResult<WsgiApp> {
-        let errors = Bound::new(py, Errors)?.into_any();
-        let file_wrapper = py.get_type::<FileWrapper>().into_any();
         Ok(WsgiApp {
             app,
-            environ: EnvironBuilder::new(py, errors, file_wrapper)?,
+            environ: environ_builder(py, false)?,
             hooks,
             reloader: None,
         })
@@ -74,10 +89,28 @@ impl WsgiApp {
         self.hooks.as_ref()
     }
 
-    fn serve(&mut self, py: Python<'_>, conn: Connection, head: RequestHead) -> Option<Connection> {
+    /// `--reload`: the file whose change calls for a restart, if one did.
+    fn reload_reason(&self) -> Option<String> {
+        let reloader = self.reloader.as_ref()?;
+        let file = Python::attach(|py| reloader.changed(py))?;
+        Some(format!("{file} modified"))
+    }
+}
+
+/// What serving one request needs: the app, the hooks and an environ
+/// builder, whether the worker's own or a thread's.
+struct Request<'a> {
+    app: &'a Py<PyAny>,
+    hooks: Option<&'a Hooks>,
+    environ: &'a mut EnvironBuilder,
+    threaded: bool,
+}
+
+impl Request<'_> {
+    fn serve(self, py: Python<'_>, conn: Connection, head: RequestHead) -> Option<Connection> {
         let started = Instant::now();
         metrics::request_started(&head.method, &head.uri);
-        let exchange = Exchange::new(conn, head.method.as_ref() == b"HEAD");
+        let exchange = Exchange::new(conn, head.method.as_ref() == b"HEAD", self.threaded);
         let uri = head.uri.clone();
         let outcome = self.run(py, &exchange, &head);
         let back = conclude(py, &exchange, outcome, &uri);
@@ -98,7 +131,7 @@ impl WsgiApp {
     }
 
     fn run(
-        &mut self,
+        self,
         py: Python<'_>,
         exchange: &Arc<Exchange>,
         head: &RequestHead,
@@ -108,7 +141,7 @@ impl WsgiApp {
         let start_response = Bound::new(py, StartResponse::new(exchange.clone()))
             .map_err(Failure::App)?
             .into_any();
-        let Some(hooks) = self.hooks.as_ref().filter(|h| h.on_requests()) else {
+        let Some(hooks) = self.hooks.filter(|h| h.on_requests()) else {
             return call_app(
                 py,
                 exchange,
@@ -149,13 +182,65 @@ fn call_app<'py>(
 
 impl Handler for WsgiApp {
     fn handle(&mut self, conn: Connection, head: RequestHead) -> Option<Connection> {
-        Python::attach(|py| self.serve(py, conn, head))
+        Python::attach(|py| {
+            let request = Request {
+                app: &self.app,
+                hooks: self.hooks.as_ref(),
+                environ: &mut self.environ,
+                threaded: false,
+            };
+            request.serve(py, conn, head)
+        })
     }
 
     fn restart_reason(&mut self) -> Option<String> {
-        let reloader = self.reloader.as_ref()?;
-        let file = Python::attach(|py| reloader.changed(py))?;
-        Some(format!("{file} modified"))
+        self.reload_reason()
+    }
+}
+
+impl Handler for ThreadApp<'_> {
+    fn handle(&mut self, conn: Connection, head: RequestHead) -> Option<Connection> {
+        Python::attach(|py| {
+            let request = Request {
+                app: &self.shared.app,
+                hooks: self.shared.hooks.as_ref(),
+                environ: &mut self.environ,
+                threaded: true,
+            };
+            request.serve(py, conn, head)
+        })
+    }
+}
+
+impl ThreadHandlers for WsgiApp {
+    type Handler<'a> = ThreadApp<'a>;
+
+    /// The thread gets a Python thread state for its whole life (so
+    /// `threading.local` data lasts from one request to the next, as on
+    /// Gunicorn's threads), then runs its loop without the GIL; each request
+    /// takes the GIL back for the app.
+    fn run_thread<'s>(&'s self, serve: &mut (dyn FnMut(&mut ThreadApp<'s>) + Send)) {
+        Python::attach(|py| {
+            let environ = match environ_builder(py, true) {
+                Ok(environ) => environ,
+                Err(e) => {
+                    error!(
+                        "cannot start a serving thread: {}",
+                        traceback::describe(py, &e)
+                    );
+                    return;
+                }
+            };
+            let mut handler = ThreadApp {
+                shared: self,
+                environ,
+            };
+            py.detach(|| serve(&mut handler));
+        });
+    }
+
+    fn restart_reason(&self) -> Option<String> {
+        self.reload_reason()
     }
 }
 
@@ -212,8 +297,9 @@ fn send_item(
     })?;
     let mut state = exchange.lock().map_err(Failure::App)?;
     let (conn, writer) = state.parts().map_err(Failure::App)?;
-    writer
-        .body(conn, data.as_bytes(), flush, &ReleaseGil(py))
+    let data = data.as_bytes();
+    exchange
+        .io(py, |b| writer.body(conn, data, flush, b))
         .map_err(Failure::Write)?;
     Ok(writer.is_complete() && writer.is_bodiless())
 }
@@ -271,15 +357,14 @@ fn conclude(
                 _ => ErrorKind::MalformedFrame,
             };
             conn.queue_error(kind, cause.to_string());
-            let _ = conn.flush(&ReleaseGil(py));
+            let _ = exchange.io(py, |b| conn.flush(b));
             conn.close_after_error();
         }
         return None;
     }
-    let b = ReleaseGil(py);
     let (conn, writer) = state.parts().ok()?;
     let failure = match outcome {
-        Ok(()) => match writer.finish(conn, &b) {
+        Ok(()) => match exchange.io(py, |b| writer.finish(conn, b)) {
             Ok(()) => None,
             Err(WriteError::Conn(e)) => {
                 debug!("{}: client went away: {e}", what());
@@ -308,16 +393,17 @@ fn conclude(
         if writer.is_complete() {
             // The response was whole (Content-Length reached, or no body)
             // before the failure, e.g. in close(): deliver it as it is.
-            if writer.finish(conn, &b).is_err() {
+            if exchange.io(py, |b| writer.finish(conn, b)).is_err() {
                 return None;
             }
         } else if writer.head_sent() {
-            writer.fail(conn, format!("the application failed: {why}"), &b);
+            let why = format!("the application failed: {why}");
+            exchange.io(py, |b| writer.fail(conn, why, b));
             if let Some(conn) = state.conn.take() {
                 conn.close_after_error();
             }
             return None;
-        } else if let Err(e) = writer.internal_error(conn, &b) {
+        } else if let Err(e) = exchange.io(py, |b| writer.internal_error(conn, b)) {
             debug!("{}: cannot send the 500 response: {e}", what());
             return None;
         }

@@ -39,6 +39,13 @@ impl Heartbeat {
         futimens(&self.file, &TimeSpec::UTIME_NOW, &TimeSpec::UTIME_NOW)
     }
 
+    /// Records "alive as of `when`" (a threaded worker's oldest request).
+    pub fn touch_at(&self, when: SystemTime) -> nix::Result<()> {
+        let since = when.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let at = TimeSpec::from_duration(since);
+        futimens(&self.file, &at, &at)
+    }
+
     /// When the worker last beat (the master side).
     pub fn last_beat(&self) -> nix::Result<SystemTime> {
         let st = fstat(&self.file)?;
@@ -85,16 +92,44 @@ impl Pulse {
             self.last = Some(now);
         }
     }
+
+    /// A threaded worker's beat: alive as of the last progress of its least
+    /// recently progressing request (`oldest`, monotonic ns from
+    /// [`in_flight`](crate::worker::in_flight)), or now when none is in
+    /// flight. One request stuck past `--timeout` makes the whole worker
+    /// look stuck, and the master aborts it.
+    pub fn beat_as_of(&mut self, now: Instant, oldest: Option<u64>) {
+        let Some(oldest) = oldest else {
+            return self.beat(now);
+        };
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < BEAT_INTERVAL)
+        {
+            return;
+        }
+        let behind = crate::worker::in_flight::now_ns().saturating_sub(oldest);
+        let when = SystemTime::now() - Duration::from_nanos(behind);
+        if let Err(e) = self.heartbeat.touch_at(when) {
+            warning!("cannot update the heartbeat: {e}");
+        }
+        self.last = Some(now);
+    }
 }
 
 /// This worker's heartbeat descriptor, for waits deep in socket I/O that
 /// have no [`Pulse`] at hand; -1 outside a serving worker (the master).
 static WORKER_HEARTBEAT: AtomicI32 = AtomicI32::new(-1);
 
-/// Touches this worker's heartbeat from a wait on nginx's socket: waiting
+/// Touches this worker's heartbeat (with `--threads`, the calling
+/// thread's progress) from a wait on nginx's socket: waiting
 /// for the peer is not being stuck in the app, and the socket wait has its
 /// own timeout. Only the app's own code can make a worker miss beats.
 pub fn beat_while_waiting() {
+    // A pool thread marks its own request; the loop beats for them all.
+    if crate::worker::in_flight::progressed() {
+        return;
+    }
     let fd = WORKER_HEARTBEAT.load(Ordering::Relaxed);
     if fd >= 0 {
         // SAFETY: the descriptor belongs to the worker's Pulse, which lives
@@ -134,5 +169,9 @@ mod tests {
         hb.touch().unwrap();
         assert!(hb.last_beat().unwrap() > first);
         assert!(hb.has_beaten());
+        let past = SystemTime::now() - Duration::from_secs(40);
+        hb.touch_at(past).unwrap();
+        let back = hb.last_beat().unwrap();
+        assert!(back <= past + Duration::from_millis(1) && back + Duration::from_secs(1) > past);
     }
 }

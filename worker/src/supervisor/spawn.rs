@@ -169,7 +169,20 @@ fn run_worker(boot: WorkerBoot, queue: SignalQueue) -> i32 {
     if let Some(max) = recycle.max_requests() {
         debug!("this worker retires after {max} requests");
     }
-    worker::serve(&boot.listeners, &mut pulse, &config, &mut recycle, &mut app);
+    if settings.threads > 1 {
+        // Threads start here, in the worker, after the fork: the master
+        // never has any.
+        worker::serve_threaded(
+            &boot.listeners,
+            &mut pulse,
+            &config,
+            recycle,
+            &app,
+            settings.threads,
+        );
+    } else {
+        worker::serve(&boot.listeners, &mut pulse, &config, &mut recycle, &mut app);
+    }
     if signals::quit_requested() && python::run_worker_int(&app) {
         python::run_worker_exit(&app);
         return 0; // quick: no interpreter shutdown

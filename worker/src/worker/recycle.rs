@@ -3,6 +3,8 @@
 //! passes `--max-worker-memory`. The serving loop asks after every batch of
 //! requests; a due worker stops like on SIGTERM, and the master replaces it.
 
+use std::sync::{Mutex, PoisonError};
+
 use crate::metrics::Restart;
 
 /// A worker's recycling limits and its count so far.
@@ -77,6 +79,39 @@ impl Recycle {
     /// Why the worker should retire now, if it should.
     pub fn due(&self) -> Option<&str> {
         self.due.as_deref()
+    }
+}
+
+/// Where the serving loop counts each served request: the worker's own
+/// [`Recycle`], or with `--threads`, the one its threads share.
+pub trait CountRequests {
+    /// Whether the request about to be served is the worker's last.
+    fn next_is_last(&self) -> bool;
+    fn request_done(&mut self);
+}
+
+impl CountRequests for Recycle {
+    fn next_is_last(&self) -> bool {
+        Recycle::next_is_last(self)
+    }
+
+    fn request_done(&mut self) {
+        self.count_request();
+        self.check_rss(current_rss);
+    }
+}
+
+impl CountRequests for &Mutex<Recycle> {
+    fn next_is_last(&self) -> bool {
+        self.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next_is_last()
+    }
+
+    fn request_done(&mut self) {
+        self.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .request_done();
     }
 }
 

@@ -161,7 +161,7 @@ impl ResponseWriter {
 
     fn send_head(&mut self, conn: &mut Connection) -> Result<(), WriteError> {
         let head = self.pending.take().ok_or(WriteError::NoStatus)?;
-        crate::signals::mark_response_started();
+        super::in_flight::response_started();
         head.fields
             .write_frame(conn.out())
             .map_err(|_| WriteError::HeadTooLarge)?;

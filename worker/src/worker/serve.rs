@@ -7,7 +7,7 @@
 //!
 //! No Python here: the handler is the only thing that touches it.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use ferrocorn_protocol::pb::error::Kind as ErrorKind;
@@ -19,7 +19,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{getppid, Pid};
 
 use super::connection::{kind_name, ConnError, Connection, Direct, Polled};
-use super::recycle::{current_rss, Recycle};
+use super::in_flight;
+use super::recycle::{CountRequests, Recycle};
 use crate::logging;
 use crate::signals;
 use crate::supervisor::heartbeat::{Pulse, BEAT_INTERVAL};
@@ -51,18 +52,18 @@ pub struct ServeConfig {
 }
 
 /// How long a new connection may take to send its first request.
-const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(30);
+pub(super) const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(30);
 /// Most idle connections one worker keeps; the oldest is closed beyond.
 const MAX_IDLE: usize = 1024;
 
 /// A connection between requests.
-struct Idle {
-    conn: Connection,
-    deadline: Instant,
+pub(super) struct Idle {
+    pub conn: Connection,
+    pub deadline: Instant,
 }
 
 /// Most connections a stopping worker takes from the listen queue.
-const MAX_DRAIN: usize = 1024;
+pub(super) const MAX_DRAIN: usize = 1024;
 
 /// Serves until a graceful stop (SIGTERM), recycling or the master's death.
 pub fn serve<H: Handler>(
@@ -78,49 +79,14 @@ pub fn serve<H: Handler>(
     loop {
         let now = Instant::now();
         pulse.beat(now);
-        if signals::quit_requested() {
-            return; // quick stop: nothing more is served
+        match between_requests(now, &mut last_check, config, recycle, || {
+            handler.restart_reason()
+        }) {
+            Some(LoopEnd::Quit) => return, // quick stop: nothing more is served
+            Some(LoopEnd::Stop) => break,
+            None => {}
         }
-        if signals::stop_requested() {
-            break;
-        }
-        if let Some(why) = recycle.due() {
-            info!("Autorestarting worker after current request: {why}");
-            if let Some(limit) = recycle.due_limit() {
-                crate::metrics::restarted(limit);
-            }
-            break;
-        }
-        if now.duration_since(last_check) >= BEAT_INTERVAL {
-            last_check = now;
-            if getppid() != config.master {
-                info!("Parent changed, shutting down");
-                break;
-            }
-            if let Some(why) = handler.restart_reason() {
-                // Like recycling: the master starts a fresh worker.
-                info!("Worker reloading: {why}");
-                break;
-            }
-        }
-        if signals::take_reopen_request() {
-            if let Err(e) = logging::reopen() {
-                error!("cannot reopen the error log: {e}");
-            }
-            if let Err(e) = crate::access_log::reopen() {
-                error!("cannot reopen the access log: {e}");
-            }
-        }
-        idle.retain(|c| {
-            let keep = c.deadline > now;
-            if !keep && c.conn.partial_frame_len() > 0 {
-                warning!(
-                    "closing connection: timed out with an incomplete frame ({} bytes)",
-                    c.conn.partial_frame_len()
-                );
-            }
-            keep
-        });
+        expire_idle(&mut idle, now);
 
         let wait = idle
             .iter()
@@ -173,27 +139,12 @@ pub fn serve<H: Handler>(
         }
         for (listener, _) in listeners.iter().zip(listeners_ready).filter(|(_, r)| **r) {
             // One connection per wake-up, so workers share new connections.
-            match listener.accept() {
-                Ok(fd) => {
-                    let conn = Connection::new(fd, config.io_timeout);
-                    let wait = config
-                        .keep_alive
-                        .max(config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT));
-                    if let Some(back) = serve_connection(conn, handler, config, recycle) {
-                        park(&mut idle, back, wait, config);
-                    }
+            if let Some(fd) = accept(listener, &mut idle) {
+                let conn = Connection::new(fd, config.io_timeout);
+                let wait = first_wait(config);
+                if let Some(back) = serve_connection(conn, handler, config, recycle) {
+                    park(&mut idle, back, wait, config);
                 }
-                Err(Errno::EAGAIN | Errno::ECONNABORTED | Errno::EINTR) => {}
-                Err(e @ (Errno::EMFILE | Errno::ENFILE)) => {
-                    // Out of descriptors: free one, or let others accept.
-                    warning!("accept failed on {}: {e}", listener.addr());
-                    if let Some(oldest) = (0..idle.len()).min_by_key(|&i| idle[i].deadline) {
-                        idle.swap_remove(oldest);
-                    } else {
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                }
-                Err(e) => error!("accept failed on {}: {e}", listener.addr()),
             }
         }
     }
@@ -204,8 +155,102 @@ pub fn serve<H: Handler>(
     }
 }
 
+/// Why a serving loop ends.
+pub(super) enum LoopEnd {
+    /// SIGINT/SIGQUIT with a `worker_int` hook: nothing more is served.
+    Quit,
+    /// SIGTERM, recycling or the master's death: finish, then exit.
+    Stop,
+}
+
+/// The checks of every loop iteration: stop signals, recycling, the
+/// master's death and a reason to restart (`--reload`, asked of
+/// `restart_reason`), both once per beat, and a log reopen request.
+pub(super) fn between_requests(
+    now: Instant,
+    last_check: &mut Instant,
+    config: &ServeConfig,
+    recycle: &Recycle,
+    restart_reason: impl FnOnce() -> Option<String>,
+) -> Option<LoopEnd> {
+    if signals::quit_requested() {
+        return Some(LoopEnd::Quit);
+    }
+    if signals::stop_requested() {
+        return Some(LoopEnd::Stop);
+    }
+    if let Some(why) = recycle.due() {
+        info!("Autorestarting worker after current request: {why}");
+        if let Some(limit) = recycle.due_limit() {
+            crate::metrics::restarted(limit);
+        }
+        return Some(LoopEnd::Stop);
+    }
+    if now.duration_since(*last_check) >= BEAT_INTERVAL {
+        *last_check = now;
+        if getppid() != config.master {
+            info!("Parent changed, shutting down");
+            return Some(LoopEnd::Stop);
+        }
+        if let Some(why) = restart_reason() {
+            // Like recycling: the master starts a fresh worker.
+            info!("Worker reloading: {why}");
+            return Some(LoopEnd::Stop);
+        }
+    }
+    if signals::take_reopen_request() {
+        if let Err(e) = logging::reopen() {
+            error!("cannot reopen the error log: {e}");
+        }
+        if let Err(e) = crate::access_log::reopen() {
+            error!("cannot reopen the access log: {e}");
+        }
+    }
+    None
+}
+
+/// Accepts one connection, if one is there. Out of descriptors, closes
+/// the oldest idle connection (or pauses, to let other workers accept).
+pub(super) fn accept(listener: &Listener, idle: &mut Vec<Idle>) -> Option<OwnedFd> {
+    match listener.accept() {
+        Ok(fd) => return Some(fd),
+        Err(Errno::EAGAIN | Errno::ECONNABORTED | Errno::EINTR) => {}
+        Err(e @ (Errno::EMFILE | Errno::ENFILE)) => {
+            warning!("accept failed on {}: {e}", listener.addr());
+            if let Some(oldest) = (0..idle.len()).min_by_key(|&i| idle[i].deadline) {
+                idle.swap_remove(oldest);
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Err(e) => error!("accept failed on {}: {e}", listener.addr()),
+    }
+    None
+}
+
+/// How long a new connection is kept waiting for its first request.
+pub(super) fn first_wait(config: &ServeConfig) -> Duration {
+    config
+        .keep_alive
+        .max(config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT))
+}
+
+/// Closes idle connections whose time is up.
+pub(super) fn expire_idle(idle: &mut Vec<Idle>, now: Instant) {
+    idle.retain(|c| {
+        let keep = c.deadline > now;
+        if !keep && c.conn.partial_frame_len() > 0 {
+            warning!(
+                "closing connection: timed out with an incomplete frame ({} bytes)",
+                c.conn.partial_frame_len()
+            );
+        }
+        keep
+    });
+}
+
 /// The last request of each connection: no keep-alive.
-fn last_round(config: &ServeConfig) -> ServeConfig {
+pub(super) fn last_round(config: &ServeConfig) -> ServeConfig {
     ServeConfig {
         keep_alive: Duration::ZERO,
         ..config.clone()
@@ -215,40 +260,53 @@ fn last_round(config: &ServeConfig) -> ServeConfig {
 /// On the way out: serves requests that already arrived on idle
 /// connections (nginx may have sent one just before the stop), then closes
 /// them all.
-fn finish_idle<H: Handler>(
+fn finish_idle<H: Handler, C: CountRequests>(
     idle: Vec<Idle>,
     handler: &mut H,
     config: &ServeConfig,
-    recycle: &mut Recycle,
+    counter: &mut C,
 ) {
     debug!("closing {} idle connections", idle.len());
     let last = last_round(config);
     let first_request_deadline = Instant::now() + config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT);
     for Idle { conn, .. } in idle {
-        if conn.has_served() {
-            // Kept alive between requests: nginx retries a request that
-            // meets a closed cached connection, so only what already
-            // arrived is served.
-            let mut fds = [PollFd::new(conn.fd(), PollFlags::POLLIN)];
-            if matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..)) {
-                serve_connection(conn, handler, &last, recycle);
-            }
-        } else {
-            // Accepted, first request not written yet: nginx would not
-            // retry it, so wait for it as for a queued connection.
-            serve_first_request(conn, first_request_deadline, handler, &last, recycle);
+        finish_connection(conn, first_request_deadline, handler, &last, counter);
+    }
+}
+
+/// On the way out, one connection: serves what already arrived on it, or
+/// the first request of one nginx just opened (waiting for it until
+/// `first_request_deadline`), then closes it. `last` is [`last_round`].
+pub(super) fn finish_connection<H: Handler, C: CountRequests>(
+    conn: Connection,
+    first_request_deadline: Instant,
+    handler: &mut H,
+    last: &ServeConfig,
+    counter: &mut C,
+) {
+    if conn.has_served() {
+        // Kept alive between requests: nginx retries a request that
+        // meets a closed cached connection, so only what already
+        // arrived is served.
+        let mut fds = [PollFd::new(conn.fd(), PollFlags::POLLIN)];
+        if matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..)) {
+            serve_connection(conn, handler, last, counter);
         }
+    } else {
+        // Accepted, first request not written yet: nginx would not
+        // retry it, so wait for it as for a queued connection.
+        serve_first_request(conn, first_request_deadline, handler, last, counter);
     }
 }
 
 /// Waits (until `deadline`) for the first request of a connection nginx
 /// opened and serves it; for connections accepted while stopping.
-fn serve_first_request<H: Handler>(
+fn serve_first_request<H: Handler, C: CountRequests>(
     conn: Connection,
     deadline: Instant,
     handler: &mut H,
     last: &ServeConfig,
-    recycle: &mut Recycle,
+    counter: &mut C,
 ) {
     let mut conn = Some(conn);
     while let Some(c) = conn.take() {
@@ -256,7 +314,7 @@ fn serve_first_request<H: Handler>(
         let mut fds = [PollFd::new(c.fd(), PollFlags::POLLIN)];
         let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
-            Ok(1..) => conn = serve_connection(c, handler, last, recycle),
+            Ok(1..) => conn = serve_connection(c, handler, last, counter),
             Err(Errno::EINTR) => conn = Some(c),
             _ => {}
         }
@@ -267,11 +325,11 @@ fn serve_first_request<H: Handler>(
 /// the listen queue. When the master stops, nobody else would accept them
 /// and nginx would see them reset; on a reload or recycling, this only
 /// shares the queue with the other workers.
-fn drain_listeners<H: Handler>(
+fn drain_listeners<H: Handler, C: CountRequests>(
     listeners: &[Listener],
     handler: &mut H,
     config: &ServeConfig,
-    recycle: &mut Recycle,
+    counter: &mut C,
 ) {
     let last = last_round(config);
     let mut drained = 0;
@@ -282,7 +340,7 @@ fn drain_listeners<H: Handler>(
             let deadline = Instant::now() + config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT);
             // Connected but the request not written yet: wait for it.
             let conn = Connection::new(fd, config.io_timeout);
-            serve_first_request(conn, deadline, handler, &last, recycle);
+            serve_first_request(conn, deadline, handler, &last, counter);
         }
     }
     if drained > 0 {
@@ -293,7 +351,7 @@ fn drain_listeners<H: Handler>(
 /// Keeps a connection for its next request, for `wait` at most.
 /// A connection holding part of a frame gets the I/O timeout instead: a
 /// frame in progress must complete in time, however long idle may last.
-fn park(idle: &mut Vec<Idle>, conn: Connection, wait: Duration, config: &ServeConfig) {
+pub(super) fn park(idle: &mut Vec<Idle>, conn: Connection, wait: Duration, config: &ServeConfig) {
     let wait = if conn.partial_frame_len() > 0 {
         config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT)
     } else {
@@ -315,11 +373,11 @@ fn park(idle: &mut Vec<Idle>, conn: Connection, wait: Duration, config: &ServeCo
 
 /// Serves the requests buffered or readable on `conn` without waiting for
 /// new ones. Returns the connection when it should stay open.
-fn serve_connection<H: Handler>(
+pub(super) fn serve_connection<H: Handler, C: CountRequests>(
     mut conn: Connection,
     handler: &mut H,
     config: &ServeConfig,
-    recycle: &mut Recycle,
+    counter: &mut C,
 ) -> Option<Connection> {
     loop {
         let head = match conn.poll_frame() {
@@ -350,14 +408,13 @@ fn serve_connection<H: Handler>(
             return refuse(conn, ErrorKind::VersionMismatch, why);
         }
         conn.begin_body();
-        if config.keep_alive.is_zero() || recycle.next_is_last() {
+        if config.keep_alive.is_zero() || counter.next_is_last() {
             conn.set_last();
         }
-        signals::set_current_request(conn.fd().as_raw_fd());
+        in_flight::begin_request(conn.fd().as_raw_fd());
         let back = handler.handle(conn, head);
-        signals::set_current_request(-1);
-        recycle.count_request();
-        recycle.check_rss(current_rss);
+        in_flight::end_request();
+        counter.request_done();
         conn = back?;
         match conn.drain_body(&Direct) {
             Ok(()) => {}

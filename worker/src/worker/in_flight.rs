@@ -1,0 +1,203 @@
+//! What each serving thread is doing, for the two things that look at a
+//! worker from outside its request: the `--timeout` abort (which
+//! connection gets the 504, from a signal handler) and, with `--threads`,
+//! the heartbeat (a worker is as alive as its least recently progressing
+//! request).
+//!
+//! One [`Slot`] per serving thread: the single-threaded worker's is a
+//! static, a threaded worker's pool gets one each. Every field is an
+//! atomic, so the SIGABRT handler can read them.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The request one thread serves.
+pub struct Slot {
+    /// Its connection; -1 between requests.
+    fd: AtomicI32,
+    /// Its response head is queued: no 504 can replace it.
+    started: AtomicBool,
+    /// Monotonic nanoseconds of its last progress (start, or a wait on
+    /// nginx's socket); 0 between requests. Only kept with threads.
+    progress: AtomicU64,
+}
+
+impl Slot {
+    const fn new() -> Slot {
+        Slot {
+            fd: AtomicI32::new(-1),
+            started: AtomicBool::new(false),
+            progress: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The single-threaded worker's slot (and any thread's before it joins a pool).
+static MAIN: Slot = Slot::new();
+/// One slot per thread of a threaded worker's pool.
+static POOL: OnceLock<Box<[Slot]>> = OnceLock::new();
+/// `--timeout` in nanoseconds, for the abort handler to tell stuck requests.
+static TIMEOUT_NS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's slot.
+    static MINE: Cell<&'static Slot> = const { Cell::new(&MAIN) };
+}
+
+/// Monotonic nanoseconds (never 0); async-signal-safe.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given; CLOCK_MONOTONIC
+    // always exists on Linux. It is async-signal-safe.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+        .max(1)
+}
+
+/// Makes `threads` slots for a pool; once per worker, before its threads
+/// start.
+pub fn start_pool(threads: usize, timeout: Option<Duration>) {
+    let _ = POOL.set((0..threads).map(|_| Slot::new()).collect());
+    TIMEOUT_NS.store(
+        timeout.map_or(0, |t| t.as_nanos() as u64),
+        Ordering::Relaxed,
+    );
+}
+
+/// Makes pool slot `i` the calling thread's.
+pub fn enter_pool(i: usize) {
+    if let Some(slot) = POOL.get().and_then(|p| p.get(i)) {
+        MINE.with(|m| m.set(slot));
+    }
+}
+
+/// The calling thread starts serving a request on `fd`.
+pub fn begin_request(fd: i32) {
+    MINE.with(|m| {
+        let slot = m.get();
+        slot.started.store(false, Ordering::Relaxed);
+        slot.fd.store(fd, Ordering::Relaxed);
+        if !std::ptr::eq(slot, &MAIN) {
+            slot.progress.store(now_ns(), Ordering::Relaxed);
+        }
+    });
+}
+
+/// The calling thread's request is over.
+pub fn end_request() {
+    MINE.with(|m| {
+        let slot = m.get();
+        slot.fd.store(-1, Ordering::Relaxed);
+        slot.progress.store(0, Ordering::Relaxed);
+    });
+}
+
+/// The calling thread's response has started: no 504 can replace it.
+pub fn response_started() {
+    MINE.with(|m| m.get().started.store(true, Ordering::Relaxed));
+}
+
+/// The calling thread's request made progress (it waits on nginx's
+/// socket, not on the app). False for a thread outside a pool, whose loop
+/// keeps the heartbeat itself.
+pub fn progressed() -> bool {
+    MINE.with(|m| {
+        let slot = m.get();
+        if std::ptr::eq(slot, &MAIN) {
+            return false;
+        }
+        if slot.progress.load(Ordering::Relaxed) != 0 {
+            slot.progress.store(now_ns(), Ordering::Relaxed);
+        }
+        true
+    })
+}
+
+/// The last progress of the pool's least recently progressing request
+/// (monotonic ns), if any request is in flight.
+pub fn oldest_progress() -> Option<u64> {
+    POOL.get()?
+        .iter()
+        .map(|s| s.progress.load(Ordering::Relaxed))
+        .filter(|&p| p != 0)
+        .min()
+}
+
+/// Calls `f` with the connection of each request the `--timeout` abort
+/// answers with a 504: one whose response has not started and that is
+/// stuck (past the timeout; with no such request, the least recently
+/// progressing one). Single-threaded, that is the one request.
+/// Async-signal-safe: atomics and `clock_gettime` only.
+pub fn for_each_stuck(mut f: impl FnMut(i32)) {
+    let Some(pool) = POOL.get() else {
+        let fd = MAIN.fd.load(Ordering::Relaxed);
+        if fd >= 0 && !MAIN.started.load(Ordering::Relaxed) {
+            f(fd);
+        }
+        return;
+    };
+    let now = now_ns();
+    let timeout = TIMEOUT_NS.load(Ordering::Relaxed);
+    let oldest = oldest_progress().unwrap_or(0);
+    for slot in pool.iter() {
+        let progress = slot.progress.load(Ordering::Relaxed);
+        let fd = slot.fd.load(Ordering::Relaxed);
+        if progress == 0 || fd < 0 || slot.started.load(Ordering::Relaxed) {
+            continue;
+        }
+        let stuck = now.saturating_sub(progress) >= timeout || progress == oldest;
+        if stuck {
+            f(fd);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_slots_track_progress_and_pick_the_stuck_request() {
+        start_pool(3, Some(Duration::from_secs(3600)));
+        let stamp = |i: usize, fd: i32| {
+            std::thread::spawn(move || {
+                enter_pool(i);
+                begin_request(fd);
+                assert!(progressed());
+            })
+            .join()
+            .unwrap();
+        };
+        assert_eq!(oldest_progress(), None);
+        stamp(0, 10);
+        let first = oldest_progress().unwrap();
+        stamp(1, 11);
+        assert_eq!(oldest_progress(), Some(first), "the older request counts");
+        let mut stuck = vec![];
+        for_each_stuck(|fd| stuck.push(fd));
+        assert_eq!(stuck, vec![10], "the least recently progressing one");
+        std::thread::spawn(|| {
+            enter_pool(0);
+            response_started();
+        })
+        .join()
+        .unwrap();
+        stuck.clear();
+        for_each_stuck(|fd| stuck.push(fd));
+        assert!(stuck.is_empty(), "a started response gets no 504");
+        std::thread::spawn(|| {
+            enter_pool(0);
+            end_request();
+        })
+        .join()
+        .unwrap();
+        assert!(oldest_progress().unwrap() > first);
+    }
+}
