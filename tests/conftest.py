@@ -260,8 +260,8 @@ def start_dedicated(workdir, nginx):
     """Starts a ferrocorn of this test's own behind /dedicated/ (2 workers)."""
     started = []
 
-    def start(app="basic:app", extra_args=()):
-        server = Ferrocorn(workdir, "dedicated", app, extra_args=extra_args)
+    def start(app="basic:app", extra_args=(), workers=2):
+        server = Ferrocorn(workdir, "dedicated", app, workers=workers, extra_args=extra_args)
         started.append(server)
         _start(server)
         return Stack(nginx, server)
