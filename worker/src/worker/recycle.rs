@@ -56,6 +56,7 @@ impl Recycle {
     }
 
     /// Checks the memory limit against `rss` bytes (after a request).
+    #[inline(always)]
     pub fn check_rss(&mut self, rss: impl FnOnce() -> Option<u64>) {
         let Some(max) = self.max_rss else { return };
         if self.due.is_some() {
@@ -91,10 +92,12 @@ pub trait CountRequests {
 }
 
 impl CountRequests for Recycle {
+    #[inline(always)]
     fn next_is_last(&self) -> bool {
         Recycle::next_is_last(self)
     }
 
+    #[inline(always)]
     fn request_done(&mut self) {
         self.count_request();
         self.check_rss(current_rss);

@@ -166,6 +166,7 @@ pub(super) enum LoopEnd {
 /// The checks of every loop iteration: stop signals, recycling, the
 /// master's death and a reason to restart (`--reload`, asked of
 /// `restart_reason`), both once per beat, and a log reopen request.
+#[inline(always)]
 pub(super) fn between_requests(
     now: Instant,
     last_check: &mut Instant,
@@ -236,17 +237,23 @@ pub(super) fn first_wait(config: &ServeConfig) -> Duration {
 }
 
 /// Closes idle connections whose time is up.
+#[inline(always)]
 pub(super) fn expire_idle(idle: &mut Vec<Idle>, now: Instant) {
-    idle.retain(|c| {
-        let keep = c.deadline > now;
-        if !keep && c.conn.partial_frame_len() > 0 {
+    // Idle connections are in no particular order: swap_remove will do.
+    let mut i = 0;
+    while i < idle.len() {
+        if idle[i].deadline > now {
+            i += 1;
+            continue;
+        }
+        let c = idle.swap_remove(i);
+        if c.conn.partial_frame_len() > 0 {
             warning!(
                 "closing connection: timed out with an incomplete frame ({} bytes)",
                 c.conn.partial_frame_len()
             );
         }
-        keep
-    });
+    }
 }
 
 /// The last request of each connection: no keep-alive.
