@@ -74,8 +74,12 @@ pub fn start_pool(threads: usize, timeout: Option<Duration>) {
 /// Makes pool slot `i` the calling thread's.
 pub fn enter_pool(i: usize) {
     if let Some(slot) = POOL.get().and_then(|p| p.get(i)) {
-        MINE.with(|m| m.set(slot));
+        enter(slot);
     }
+}
+
+fn enter(slot: &'static Slot) {
+    MINE.with(|m| m.set(slot));
 }
 
 /// The calling thread starts serving a request on `fd`.
@@ -123,7 +127,11 @@ pub fn progressed() -> bool {
 /// The last progress of the pool's least recently progressing request
 /// (monotonic ns), if any request is in flight.
 pub fn oldest_progress() -> Option<u64> {
-    POOL.get()?
+    oldest_in(POOL.get()?)
+}
+
+fn oldest_in(slots: &[Slot]) -> Option<u64> {
+    slots
         .iter()
         .map(|s| s.progress.load(Ordering::Relaxed))
         .filter(|&p| p != 0)
@@ -136,24 +144,26 @@ pub fn oldest_progress() -> Option<u64> {
 /// progressing one). Single-threaded, that is the one request.
 /// Async-signal-safe: atomics and `clock_gettime` only.
 pub fn for_each_stuck(mut f: impl FnMut(i32)) {
-    let Some(pool) = POOL.get() else {
-        let fd = MAIN.fd.load(Ordering::Relaxed);
-        if fd >= 0 && !MAIN.started.load(Ordering::Relaxed) {
-            f(fd);
+    match POOL.get() {
+        Some(pool) => stuck_in(pool, now_ns(), TIMEOUT_NS.load(Ordering::Relaxed), f),
+        None => {
+            let fd = MAIN.fd.load(Ordering::Relaxed);
+            if fd >= 0 && !MAIN.started.load(Ordering::Relaxed) {
+                f(fd);
+            }
         }
-        return;
-    };
-    let now = now_ns();
-    let timeout = TIMEOUT_NS.load(Ordering::Relaxed);
-    let oldest = oldest_progress().unwrap_or(0);
-    for slot in pool.iter() {
+    }
+}
+
+fn stuck_in(slots: &[Slot], now: u64, timeout: u64, mut f: impl FnMut(i32)) {
+    let oldest = oldest_in(slots).unwrap_or(0);
+    for slot in slots {
         let progress = slot.progress.load(Ordering::Relaxed);
         let fd = slot.fd.load(Ordering::Relaxed);
         if progress == 0 || fd < 0 || slot.started.load(Ordering::Relaxed) {
             continue;
         }
-        let stuck = now.saturating_sub(progress) >= timeout || progress == oldest;
-        if stuck {
+        if now.saturating_sub(progress) >= timeout || progress == oldest {
             f(fd);
         }
     }
@@ -163,41 +173,55 @@ pub fn for_each_stuck(mut f: impl FnMut(i32)) {
 mod tests {
     use super::*;
 
+    /// Runs `f` on a new thread whose slot is `slot`.
+    fn on(slot: &'static Slot, f: impl FnOnce() + Send + 'static) {
+        std::thread::spawn(move || {
+            enter(slot);
+            f();
+        })
+        .join()
+        .unwrap();
+    }
+
+    fn stuck(slots: &[Slot], now: u64, timeout: u64) -> Vec<i32> {
+        let mut fds = vec![];
+        stuck_in(slots, now, timeout, |fd| fds.push(fd));
+        fds
+    }
+
     #[test]
-    fn pool_slots_track_progress_and_pick_the_stuck_request() {
-        start_pool(3, Some(Duration::from_secs(3600)));
-        let stamp = |i: usize, fd: i32| {
-            std::thread::spawn(move || {
-                enter_pool(i);
-                begin_request(fd);
-                assert!(progressed());
-            })
-            .join()
-            .unwrap();
-        };
-        assert_eq!(oldest_progress(), None);
-        stamp(0, 10);
-        let first = oldest_progress().unwrap();
-        stamp(1, 11);
-        assert_eq!(oldest_progress(), Some(first), "the older request counts");
-        let mut stuck = vec![];
-        for_each_stuck(|fd| stuck.push(fd));
-        assert_eq!(stuck, vec![10], "the least recently progressing one");
-        std::thread::spawn(|| {
-            enter_pool(0);
-            response_started();
-        })
-        .join()
-        .unwrap();
-        stuck.clear();
-        for_each_stuck(|fd| stuck.push(fd));
-        assert!(stuck.is_empty(), "a started response gets no 504");
-        std::thread::spawn(|| {
-            enter_pool(0);
-            end_request();
-        })
-        .join()
-        .unwrap();
-        assert!(oldest_progress().unwrap() > first);
+    fn slots_track_progress_and_pick_the_stuck_requests() {
+        let slots: &'static [Slot] = Box::leak((0..3).map(|_| Slot::new()).collect());
+        assert_eq!(oldest_in(slots), None);
+        on(&slots[0], || begin_request(10));
+        let first = oldest_in(slots).unwrap();
+        on(&slots[1], || {
+            begin_request(11);
+            assert!(progressed());
+        });
+        let second = slots[1].progress.load(Ordering::Relaxed);
+        assert!(second >= first);
+        assert_eq!(oldest_in(slots), Some(first), "the older request counts");
+        assert_eq!(stuck(slots, second, u64::MAX), vec![10], "the oldest one");
+        assert_eq!(
+            stuck(slots, second + 100, 100),
+            vec![10, 11],
+            "all past the timeout"
+        );
+        on(&slots[0], response_started);
+        assert_eq!(
+            stuck(slots, second, u64::MAX),
+            Vec::<i32>::new(),
+            "a started response gets no 504"
+        );
+        on(&slots[0], end_request);
+        assert_eq!(oldest_in(slots), Some(second));
+        on(&slots[1], end_request);
+        assert_eq!(oldest_in(slots), None);
+    }
+
+    #[test]
+    fn outside_a_pool_progress_is_the_loops_business() {
+        assert!(!std::thread::spawn(progressed).join().unwrap());
     }
 }

@@ -426,7 +426,18 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd as _;
+    use crate::settings::BindAddr;
+    use crate::supervisor::heartbeat::Heartbeat;
+    use crate::worker::connection::Direct;
+    use crate::worker::response::{PendingHead, ResponseWriter};
+    use crate::worker::response_head::HeadFields;
+    use bytes::{Bytes, BytesMut};
+    use ferrocorn_protocol::frame;
+    use ferrocorn_protocol::pb::{self, frame::Kind, Frame, RequestHead};
+    use ferrocorn_protocol::PROTOCOL_VERSION;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::Condvar;
 
     #[test]
     fn wake_wakes_a_poll_and_clears() {
@@ -442,6 +453,119 @@ mod tests {
         assert!(ready(&wake));
         wake.clear();
         assert!(!ready(&wake));
-        assert!(wake.read.as_raw_fd() >= 0);
+    }
+
+    /// Requests inside the handler now, and the most at once.
+    #[derive(Default)]
+    struct Meeting {
+        inside: Mutex<(usize, usize)>,
+        changed: Condvar,
+    }
+
+    /// Waits (bounded) until `want` requests are inside at once, then
+    /// answers with that peak.
+    struct Meet<'a> {
+        meeting: &'a Meeting,
+        want: usize,
+    }
+
+    impl Handler for Meet<'_> {
+        fn handle(&mut self, mut conn: Connection, _head: RequestHead) -> Option<Connection> {
+            let m = self.meeting;
+            let mut inside = m.inside.lock().unwrap();
+            inside.0 += 1;
+            inside.1 = inside.1.max(inside.0);
+            m.changed.notify_all();
+            let (mut inside, _) = m
+                .changed
+                .wait_timeout_while(inside, Duration::from_secs(10), |i| i.1 < self.want)
+                .unwrap();
+            inside.0 -= 1;
+            let peak = inside.1;
+            drop(inside);
+            let mut w = ResponseWriter::new(false);
+            w.set_head(PendingHead {
+                fields: HeadFields::new(200, b"OK"),
+                status: 200,
+                content_length: None,
+            });
+            w.body(&mut conn, peak.to_string().as_bytes(), false, &Direct)
+                .ok()?;
+            w.finish(&mut conn, &Direct).ok()?;
+            Some(conn)
+        }
+    }
+
+    impl ThreadHandlers for Meeting {
+        type Handler<'a> = Meet<'a>;
+
+        fn run_thread<'s>(&'s self, serve: &mut (dyn FnMut(&mut Meet<'s>) + Send)) {
+            serve(&mut Meet {
+                meeting: self,
+                want: 4,
+            });
+        }
+    }
+
+    /// Sends one request on a new connection; returns the response body.
+    fn exchange(path: &std::path::Path) -> Vec<u8> {
+        let mut s = UnixStream::connect(path).unwrap();
+        let mut bytes = frame::encode_to_vec(&Frame {
+            kind: Some(Kind::RequestHead(RequestHead {
+                protocol_version: PROTOCOL_VERSION,
+                method: Bytes::from_static(b"GET"),
+                content_length: -1,
+                ..Default::default()
+            })),
+        });
+        bytes.extend(frame::encode_to_vec(&Frame {
+            kind: Some(Kind::RequestEnd(pb::RequestEnd {})),
+        }));
+        s.write_all(&bytes).unwrap();
+        let mut got = BytesMut::new();
+        let mut body = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            while let Some(f) = frame::decode(&mut got).unwrap() {
+                match f.kind.unwrap() {
+                    Kind::ResponseBody(b) => body.extend_from_slice(&b),
+                    Kind::ResponseEnd(_) => return body,
+                    _ => {}
+                }
+            }
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before response_end");
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn four_threads_serve_four_requests_at_once_and_stop_when_recycled() {
+        let dir = std::env::temp_dir().join(format!("ferrocorn-pool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pool.sock");
+        let listener = Listener::bind(&BindAddr::Unix(path.clone())).unwrap();
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || exchange(&path))
+            })
+            .collect();
+        // Kept for the life of the test process, as in a worker: socket
+        // waits of other tests touch it from now on.
+        let pulse = Box::leak(Box::new(Pulse::new(Heartbeat::new().unwrap())));
+        let config = ServeConfig {
+            keep_alive: Duration::from_secs(5),
+            io_timeout: Some(Duration::from_secs(5)),
+            master: nix::unistd::getppid(),
+        };
+        let meeting = Meeting::default();
+        // Recycled after 8 requests: the loop ends on its own.
+        let recycle = Recycle::new(8, 0, 0, 0);
+        serve_threaded(&[listener], pulse, &config, recycle, &meeting, 4);
+        let bodies: Vec<Vec<u8>> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+        assert_eq!(bodies, vec![b"4".to_vec(); 8]);
+        assert_eq!(meeting.inside.lock().unwrap().1, 4, "never more than 4");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
