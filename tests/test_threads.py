@@ -17,7 +17,8 @@ import uuid
 import requests
 
 from load import Load
-from servers import STOP_TIMEOUT, wait_until
+from servers import STOP_TIMEOUT, free_port, wait_until
+from test_observability import metrics
 
 THREADS = ["--threads", "4"]
 
@@ -111,6 +112,37 @@ def test_kept_alive_connections_carry_uploads_and_streams_intact(start_dedicated
     print("\n600 uploads/streams/plain requests from 16 clients, 2 workers x 4 threads: %d correct"
           % results.count(True))
     assert results == [True] * 600
+
+
+HOOKS = """
+def pre_request(worker, req):
+    worker.log.info("hook pre_request %s", req.uri)
+
+def post_request(worker, req, environ, resp):
+    worker.log.info("hook post_request %s %s", req.uri, resp.status_code)
+"""
+
+
+def test_hooks_access_log_and_metrics_see_every_concurrent_request(start_dedicated, scratch):
+    conf = scratch / "hooks.conf.py"
+    conf.write_text(HOOKS)
+    log = scratch / "access.log"
+    port = free_port()
+    stack = start_dedicated("threaded", workers=1, extra_args=THREADS + [
+        "-c", str(conf), "--access-logfile", str(log), "--metrics-bind", "127.0.0.1:%d" % port])
+    master = stack.ferrocorn
+    one_worker(master)
+    token = uuid.uuid4().hex
+    urls = [stack.url("/dedicated/meet?n=4&token=%s&i=%d" % (token, i)) for i in range(8)]
+    responses = get_all(urls, 8)
+    assert [r.status_code for r in responses] == [200] * 8
+    for i in range(8):
+        uri = r"/dedicated/meet\?n=4&token=%s&i=%d" % (token, i)
+        master.wait_for_log(r"hook pre_request %s$" % uri)
+        master.wait_for_log(r"hook post_request %s 200$" % uri)
+    assert wait_until(lambda: log.read_text().count(token) == 8, 10), log.read_text()
+    # Counted after the response is sent: wait for the last one.
+    assert wait_until(lambda: metrics(port)["ferrocorn_requests_total"] == 8, 10), metrics(port)
 
 
 def test_hup_and_term_under_concurrent_load_lose_nothing(start_dedicated):
