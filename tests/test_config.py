@@ -84,6 +84,17 @@ def test_precedence_config_then_environment_then_command_line(scratch):
             "5", "7", "4", "5"), out
 
 
+def test_threads_and_gthread_are_taken_from_gunicorn_configs(scratch):
+    conf = write_conf(scratch, "worker_class = 'gthread'\nthreads = 8\n", "gthread.conf.py")
+    code, out = run_ferrocorn("-c", str(conf), "--check-config", "--chdir", str(APPS_DIR), "basic:app")
+    assert code == 0, out
+    assert effective(out)["threads"] == "8"
+    code, out = run_ferrocorn("--check-config", "--chdir", str(APPS_DIR), "basic:app",
+                              env_extra={"GUNICORN_CMD_ARGS": "-k gthread --threads 3"})
+    assert code == 0, out
+    assert effective(out)["threads"] == "3"
+
+
 def test_check_config_fails_with_4_when_the_app_does_not_load(scratch):
     code, out = run_ferrocorn("--check-config", "--chdir", str(APPS_DIR), "badimport:app")
     assert code == 4, out
@@ -100,6 +111,7 @@ REFUSED = [
     ("reload_engine = 'inotify'\n", "--reload-engine", "no inotify engine"),
     ("reload_extra_files = ['/nonexistent/x.html']\n", "--reload-extra-file", "existing file"),
     ("workers = 1 / 0\n", "ZeroDivisionError", "failed"),
+    ("threads = 0\n", "--threads", "positive integer"),
 ]
 
 
@@ -113,7 +125,7 @@ def test_inapplicable_or_invalid_settings_stop_the_start_with_a_reason(scratch, 
 
 
 @pytest.mark.parametrize("args,named", [(["-k", "gevent"], "worker_class"), (["--certfile", "x.pem"], "certfile"),
-                                        (["--threads", "4"], "threads")])
+                                        (["--reload"], "reload")])
 def test_inapplicable_gunicorn_flags_are_refused(args, named):
     code, out = run_ferrocorn(*args, "basic:app")
     assert code == 2 and named in out and "not supported" in out, out

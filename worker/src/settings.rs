@@ -1113,6 +1113,17 @@ fn scan<'a>(
         let (flag, inline) = split_flag(arg);
         let setting = match find_flag(flag) {
             Some(s) => s,
+            // `-k sync`, `-k gthread`: the default (or `--threads`) anyway.
+            None if compat::refused_flag(flag).is_some()
+                && inline
+                    .or_else(|| args.peek().copied().flatten())
+                    .is_some_and(|v| compat::harmless_flag_value(flag, v)) =>
+            {
+                if inline.is_none() {
+                    args.next();
+                }
+                continue;
+            }
             None => {
                 let place = match source {
                     "command line" => String::new(),
@@ -1638,6 +1649,25 @@ mod tests {
             Command::Run(s) => assert_eq!(s.virtualenv, None),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn threads_and_gunicorns_worker_class_flag() {
+        assert_eq!(run(&["a"]).unwrap().threads, 1);
+        let s = run(&["-k", "gthread", "--threads", "4", "a"]).unwrap();
+        assert_eq!((s.threads, s.app.as_str()), (4, "a"));
+        assert_eq!(run(&["--worker-class=sync", "a"]).unwrap().threads, 1);
+        assert_eq!(
+            run(&["-k", "gevent", "a"]).unwrap_err(),
+            format!(
+                "-k (worker_class) is not supported: {}",
+                compat::refused_flag("-k").unwrap().1
+            )
+        );
+        assert_eq!(
+            run(&["--threads", "0", "a"]).unwrap_err(),
+            "invalid value '0' for --threads: expected a positive integer"
+        );
     }
 
     #[test]

@@ -165,6 +165,15 @@ pub fn refused_flag(flag: &str) -> Option<(&'static str, &'static str)> {
         .map(|r| (r.name, r.why))
 }
 
+/// Whether `value` given to a refused flag means what Ferrocorn does
+/// anyway (`-k sync`, `-k gthread`), so the flag can be taken.
+pub fn harmless_flag_value(flag: &str, value: &str) -> bool {
+    REFUSED
+        .iter()
+        .find(|r| r.flags.contains(&flag))
+        .is_some_and(|r| refusal(r.name, value).is_none())
+}
+
 /// Why a setting is accepted without effect, if it is.
 pub fn no_effect(name: &str) -> Option<&'static str> {
     NO_EFFECT
@@ -214,6 +223,12 @@ mod tests {
         assert!(refusal("certfile", "/etc/x.pem").unwrap().contains("TLS"));
         assert_eq!(refusal("threads", "4"), None);
         assert_eq!(refusal("worker_class", "gthread"), None);
+        assert!(
+            harmless_flag_value("-k", "gthread") && harmless_flag_value("--worker-class", "sync")
+        );
+        assert!(
+            !harmless_flag_value("-k", "gevent") && !harmless_flag_value("--reload", "app:app")
+        );
         assert_eq!(refusal("workers", "4"), None);
         assert_eq!(refused_flag("-k"), Some(("worker_class", REFUSED[0].why)));
         assert!(no_effect("forwarded_allow_ips").is_some());
