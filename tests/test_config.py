@@ -125,7 +125,7 @@ def test_inapplicable_or_invalid_settings_stop_the_start_with_a_reason(scratch, 
 
 
 @pytest.mark.parametrize("args,named", [(["-k", "gevent"], "worker_class"), (["--certfile", "x.pem"], "certfile"),
-                                        (["--reload"], "reload")])
+                                        (["--worker-connections", "10"], "worker_connections")])
 def test_inapplicable_gunicorn_flags_are_refused(args, named):
     code, out = run_ferrocorn(*args, "basic:app")
     assert code == 2 and named in out and "not supported" in out, out
