@@ -221,6 +221,23 @@ def test_a_stuck_request_past_timeout_aborts_the_worker_with_a_504(start_dedicat
     assert requests.get(stack.url("/dedicated/pid"), timeout=30).status_code == 200
 
 
+def test_worker_abort_hook_runs_for_a_request_stuck_in_a_thread(start_dedicated, scratch):
+    """Python runs the hook's signal handler on the main thread, which serves no request."""
+    notes = scratch / "aborted.txt"
+    conf = scratch / "abort.conf.py"
+    conf.write_text("def worker_abort(worker):\n"
+                    "    open(%r, 'a').write('worker_abort %%s\\n' %% worker.pid)\n" % str(notes))
+    stack = start_dedicated("threaded", workers=1,
+                            extra_args=THREADS + ["-c", str(conf), "--timeout", "2"])
+    master = stack.ferrocorn
+    (pid,) = one_worker(master)
+    mark = master.log_marks()
+    response = requests.get(stack.url("/dedicated/slow?seconds=60"), timeout=60)
+    assert response.status_code == 504
+    master.wait_for_log(r"Worker \(pid:%d\) was sent SIGABRT" % pid, since=mark)
+    assert notes.read_text() == "worker_abort %d\n" % pid
+
+
 def test_stuck_in_c_holding_the_gil_with_threads_still_504s(start_dedicated):
     """No thread can run Python; the main loop still beats for the stuck request, which ages."""
     stack = start_dedicated("stuck", extra_args=THREADS + ["--timeout", "2"], workers=1)

@@ -265,10 +265,11 @@ pub fn become_worker(queue: SignalQueue, quit_in_loop: bool) -> nix::Result<()> 
     )
 }
 
-/// In a threaded worker's pool thread: leaves TERM, USR1, INT and QUIT to
-/// the main thread, whose `poll` they interrupt (a handler run on a pool
-/// thread would only be seen at the loop's next tick). SIGABRT stays: its
-/// handler works from any thread.
+/// In a threaded worker's pool thread: leaves TERM, USR1, INT, QUIT and
+/// the worker-abort signal to the main thread, whose `poll` they interrupt
+/// (a handler run on a pool thread would only be seen at the loop's next
+/// tick; Python runs the `worker_abort` hook's handler on the main thread
+/// only). SIGABRT stays: its handler works from any thread.
 pub fn leave_to_main_thread() {
     let mut set = SigSet::empty();
     for sig in [
@@ -279,8 +280,19 @@ pub fn leave_to_main_thread() {
     ] {
         set.add(sig);
     }
-    if let Err(e) = set.thread_block() {
-        warning!("cannot leave signals to the main thread: {e}");
+    let mut raw: libc::sigset_t = *set.as_ref();
+    // SAFETY: `raw` is an initialized signal set; sigaddset with a valid
+    // signal number and pthread_sigmask with SIG_BLOCK and no old set only
+    // change the calling thread's mask.
+    let blocked = unsafe {
+        libc::sigaddset(&mut raw, worker_abort_signal());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &raw, std::ptr::null_mut())
+    };
+    if blocked != 0 {
+        warning!(
+            "cannot leave signals to the main thread: {}",
+            Errno::from_raw(blocked)
+        );
     }
 }
 

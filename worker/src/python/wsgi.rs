@@ -242,6 +242,19 @@ impl ThreadHandlers for WsgiApp {
     fn restart_reason(&self) -> Option<String> {
         self.reload_reason()
     }
+
+    /// Python runs signal handlers (the `worker_abort` hook's) on the main
+    /// thread, between bytecodes; the threaded loop's main thread runs none,
+    /// so it lets them run when a signal woke it.
+    fn after_signal(&self) {
+        if self.hooks.is_some() {
+            Python::attach(|py| {
+                if let Err(e) = py.check_signals() {
+                    warning!("a signal handler raised: {e}");
+                }
+            });
+        }
+    }
 }
 
 /// Sends every item of the app's iterable.

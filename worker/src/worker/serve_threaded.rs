@@ -50,6 +50,9 @@ pub trait ThreadHandlers: Sync {
     fn restart_reason(&self) -> Option<String> {
         None
     }
+    /// Called on the main thread when a signal interrupted its wait: runs
+    /// what must run there (Python's own signal handlers).
+    fn after_signal(&self) {}
 }
 
 /// What a pool thread does with a connection.
@@ -327,7 +330,12 @@ fn run<T: ThreadHandlers>(
         let timeout =
             PollTimeout::try_from(wait + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
-            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(0) => continue,
+            Err(Errno::EINTR) => {
+                drop(fds);
+                handlers.after_signal();
+                continue;
+            }
             Ok(_) => {}
             Err(e) => {
                 error!("poll failed: {e}");
