@@ -18,6 +18,7 @@ import requests
 
 from load import Load
 from servers import STOP_TIMEOUT, free_port, wait_until
+from test_control import all_idle, data, in_flight
 from test_observability import metrics
 
 THREADS = ["--threads", "4"]
@@ -143,6 +144,25 @@ def test_hooks_access_log_and_metrics_see_every_concurrent_request(start_dedicat
     assert wait_until(lambda: log.read_text().count(token) == 8, 10), log.read_text()
     # Counted after the response is sent: wait for the last one.
     assert wait_until(lambda: metrics(port)["ferrocorn_requests_total"] == 8, 10), metrics(port)
+
+
+def test_ctl_show_workers_stays_busy_while_any_thread_has_a_request(start_dedicated, scratch):
+    stack = start_dedicated(extra_args=THREADS, workers=1)
+    server = stack.ferrocorn
+    assert wait_until(lambda: all_idle(server), 30), data(server, "show workers")
+    shown = lambda: data(server, "show workers")["workers"][0]["request"]  # noqa: E731
+    release_first, first = in_flight(stack, scratch, "gate1")
+    assert wait_until(lambda: shown() == "GET " + first, 30)
+    release_second, second = in_flight(stack, scratch, "gate2")
+    try:
+        assert wait_until(lambda: shown() == "GET " + second, 30), "the latest started is shown"
+        assert release_first().status_code == 200
+        (worker,) = data(server, "show workers")["workers"]
+        assert worker["state"] == "busy" and worker["requests"] == 1, worker
+    finally:
+        assert release_second().status_code == 200
+    assert wait_until(lambda: all_idle(server), 10)
+    assert data(server, "show workers")["workers"][0]["requests"] == 2
 
 
 def test_hup_and_term_under_concurrent_load_lose_nothing(start_dedicated):

@@ -49,17 +49,45 @@ pub fn counters() -> Option<&'static Counters> {
     COUNTERS.get().copied()
 }
 
-/// A worker starts a request (`show workers` shows it until it is done).
+/// With `--threads`: the requests in progress; the slot's writers take
+/// turns under it (the slot has room for one writer and one request).
+static THREADS_IN_FLIGHT: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+fn threads_in_flight() -> std::sync::MutexGuard<'static, usize> {
+    THREADS_IN_FLIGHT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A worker starts a request (`show workers` shows it until it is done;
+/// with `--threads`, the latest started until none is left).
 pub fn request_started(method: &[u8], uri: &[u8]) {
     if let Some(slot) = worker_slot::mine() {
-        slot.request_started(method, uri, std::time::SystemTime::now());
+        let now = std::time::SystemTime::now();
+        if crate::worker::in_flight::threaded() {
+            let mut n = threads_in_flight();
+            *n += 1;
+            slot.request_started(method, uri, now);
+        } else {
+            slot.request_started(method, uri, now);
+        }
     }
 }
 
 /// A worker is through with a request, however it ended.
 pub fn request_ended() {
     if let Some(slot) = worker_slot::mine() {
-        slot.request_done();
+        if crate::worker::in_flight::threaded() {
+            let mut n = threads_in_flight();
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                slot.request_done();
+            } else {
+                slot.one_of_many_done();
+            }
+        } else {
+            slot.request_done();
+        }
     }
 }
 

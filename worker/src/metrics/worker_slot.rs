@@ -112,6 +112,12 @@ impl WorkerSlot {
         s.requests.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// With `--threads`: one of several requests in progress finished; the
+    /// slot keeps showing the latest one started.
+    pub fn one_of_many_done(&self) {
+        self.slot.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// What the worker last wrote. A request line caught mid-write after a
     /// few tries reads as idle (the next look shows it).
     pub fn read(&self) -> SlotReading {

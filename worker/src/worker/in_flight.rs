@@ -71,6 +71,11 @@ pub fn start_pool(threads: usize, timeout: Option<Duration>) {
     );
 }
 
+/// Whether this worker serves with a pool of threads.
+pub fn threaded() -> bool {
+    POOL.get().is_some()
+}
+
 /// Makes pool slot `i` the calling thread's.
 pub fn enter_pool(i: usize) {
     if let Some(slot) = POOL.get().and_then(|p| p.get(i)) {
