@@ -16,6 +16,7 @@ leftover install of an earlier failed run is purged first.
 
 import configparser
 import grp
+import json
 import os
 import pwd
 import re
@@ -324,6 +325,7 @@ class Instance:
         self.service_unit = unit(UNIT_DIR / "ferrocorn@.service")["Service"]
         self.path = Path(self.socket_unit["ListenStream"].replace("%i", name))
         self.made_dir = None
+        self.runtime_dir = None
         self.listener = None
         self.proc = None
         self.systemd = FakeSystemd(workdir / "notify.sock")
@@ -348,6 +350,14 @@ class Instance:
         os.chmod(self.path, int(self.socket_unit["SocketMode"], 8))
         self.listener.listen(int(self.socket_unit["Backlog"]))
 
+    def make_runtime_dir(self, user, group):
+        """RuntimeDirectory=: /run/DIR, owned by User=/Group=, RuntimeDirectoryMode."""
+        path = Path("/run") / self.service_unit["RuntimeDirectory"].replace("%i", self.name)
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, user.pw_uid, group.gr_gid)
+        os.chmod(path, int(self.service_unit["RuntimeDirectoryMode"], 8))
+        self.runtime_dir = path
+
     def exec_start(self):
         argv = shlex.split(self.service_unit["ExecStart"].replace("%i", self.name))
         assert argv[0] == "/usr/bin/ferrocorn", argv
@@ -356,6 +366,7 @@ class Instance:
     def start(self):
         user = pwd.getpwnam(self.service_unit["User"])
         group = grp.getgrnam(self.service_unit["Group"])
+        self.make_runtime_dir(user, group)
         env = {
             # A service's environment under systemd: nothing of ours leaks in.
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -404,6 +415,8 @@ class Instance:
             self.path.unlink()
         if self.made_dir is not None:
             shutil.rmtree(self.made_dir, ignore_errors=True)
+        if self.runtime_dir is not None:  # systemd removes RuntimeDirectory= at stop
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
         settings = Path("/etc/ferrocorn/%s.conf.py" % self.name)
         if settings.exists():
             settings.unlink()
@@ -496,6 +509,11 @@ def test_instance_serves_through_debian_nginx(package, scratch_root):
         # Both workers took part and the access log went to the journal.
         assert wait_until(lambda: service.journal.text().count('"GET /p/') == 40, 10), service.journal.tail()
         assert service.journal.text().count("Booting worker") >= 2
+        # The instance's control socket, in its RuntimeDirectory, as the unit's comment says.
+        ctl = run(["/usr/bin/ferrocornctl", "-s", "/run/ferrocorn/%s/ctl" % instance, "--json", "show", "workers"])
+        reply = json.loads(ctl.stdout)
+        assert reply["status"] == "ok" and len(reply["data"]["workers"]) == 2, reply
+        assert stat.S_IMODE(os.stat("/run/ferrocorn/%s" % instance).st_mode) == 0o700
 
         assert service.stop() == 0
         assert service.path.exists() and stat.S_ISSOCK(service.path.stat().st_mode), "the socket file is systemd's"
