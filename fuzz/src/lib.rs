@@ -17,8 +17,9 @@
 //!   nothing but `ferrocorn-protocol`), so the exact code nginx runs is
 //!   fuzzed without linking nginx.
 //!
-//! The worker's request decoder is `protocol::frame::decode` fed by reads
-//! (fuzzed here as the worker calls it); its body cursor
+//! The worker's request decoder is `protocol::frame::check` fed by reads,
+//! then `request_head_view::decode_request_member` and `RequestHeadView`
+//! for heads (fuzzed here against prost); its body cursor
 //! (`worker/src/worker/request_body.rs`) sits on a socket inside a binary
 //! crate and is exercised end to end by `tests/test_hostile.py`.
 
@@ -45,12 +46,18 @@ pub struct Target {
 }
 
 /// Every target, in the order runs go through them.
-pub const TARGETS: [Target; 3] = [
+pub static TARGETS: [Target; 4] = [
     Target {
         name: "request_decoder",
         direction: Direction::Request,
         head_first: true,
         run: targets::request_decoder,
+    },
+    Target {
+        name: "request_head_view",
+        direction: Direction::Request,
+        head_first: true,
+        run: targets::request_head_view,
     },
     Target {
         name: "response_body",

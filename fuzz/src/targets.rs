@@ -8,12 +8,16 @@
 //! - split-point independence: the same stream read whole or in pieces
 //!   gives the same frames, body bytes and outcome;
 //! - agreement with prost: what the module's hand-written parser accepts,
-//!   `frame::decode` decodes to the same frames.
+//!   `frame::decode` decodes to the same frames; the worker's head view
+//!   accepts exactly the heads prost accepts, with the same fields.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use ferrocorn_protocol::body::BodyKind;
 use ferrocorn_protocol::frame::{self, FrameError};
 use ferrocorn_protocol::pb::{self, frame::Kind, Frame};
+use ferrocorn_protocol::request_head_view::{
+    decode_request_member, head_message, RequestHeadView, RequestMember,
+};
 use ferrocorn_protocol::response_stream::{BodyParser, BodyStep};
 use ferrocorn_protocol::{FRAME_HEADER_LEN, MAX_FRAME_SIZE};
 use prost::Message;
@@ -88,6 +92,84 @@ pub fn request_decoder(input: &Input) {
     let whole = decode_pieces(&[&input.stream]);
     let split = decode_pieces(&input.pieces());
     assert_eq!(whole, split, "split reads changed the frames");
+}
+
+// ---- the worker's request-head view ----------------------------------------
+
+/// The worker's frame decoder ([`decode_request_member`] and
+/// [`RequestHeadView`]) against prost on every whole frame of the stream,
+/// and on one-byte corruptions inside each head message (its lengths kept,
+/// so the bytes inside the message are what is tested).
+pub fn request_head_view(input: &Input) {
+    let stream = &input.stream;
+    let mut at = 0;
+    while let Ok(Some(total)) = frame::check(&stream[at..]) {
+        let payload = &stream[at + FRAME_HEADER_LEN..at + total];
+        member_agrees(payload);
+        if let Some(message) = head_message(payload) {
+            let mut corrupt = message.to_vec();
+            for i in 0..corrupt.len().min(8) {
+                let pos = (i * 7919 + total) % corrupt.len();
+                let old = corrupt[pos];
+                corrupt[pos] = match i % 3 {
+                    0 => old ^ (1 << (total % 8)),
+                    1 => 0x80 | old,
+                    _ => [0x00, 0x7f, 0xff, 0x0b, 0x0c, 0x3a][(total + i) % 6],
+                };
+                message_agrees(&corrupt);
+                corrupt[pos] = old;
+            }
+        }
+        at += total;
+    }
+}
+
+/// prost's reading of a frame payload, as `frame::decode` has it.
+fn prost_frame(payload: &[u8]) -> Result<Kind, ()> {
+    match Frame::decode(payload) {
+        Ok(Frame { kind: Some(kind) }) => Ok(kind),
+        _ => Err(()),
+    }
+}
+
+fn member_agrees(payload: &[u8]) {
+    let theirs = prost_frame(payload);
+    match (
+        decode_request_member(Bytes::copy_from_slice(payload)),
+        theirs,
+    ) {
+        (Ok(RequestMember::Head(message)), theirs) => {
+            let theirs = theirs.map(|k| match k {
+                Kind::RequestHead(h) => h,
+                other => panic!("view took a {} frame for a head", frame::kind_name(&other)),
+            });
+            view_agrees(&message, theirs);
+        }
+        (Ok(RequestMember::Other(ours)), Ok(theirs)) => assert_eq!(ours, theirs),
+        (Err(_), Err(())) => {}
+        (ours, theirs) => panic!("worker decoder says {ours:?}, prost says {theirs:?}"),
+    }
+}
+
+/// A head message alone, as the fast path would slice it out of a frame.
+fn message_agrees(message: &[u8]) {
+    let mut payload = vec![0x0a];
+    prost::encoding::encode_varint(message.len() as u64, &mut payload);
+    payload.extend_from_slice(message);
+    assert_eq!(head_message(&payload), Some(message));
+    member_agrees(&payload);
+}
+
+fn view_agrees(message: &[u8], theirs: Result<pb::RequestHead, ()>) {
+    match (RequestHeadView::decode(message), theirs) {
+        (Ok(view), Ok(head)) => {
+            assert_eq!(view.to_owned(), head, "view differs from prost");
+            assert_eq!(view.headers().count(), head.headers.len());
+            assert_eq!(view.params().count(), head.params.len());
+        }
+        (Err(_), Err(())) => {}
+        (ours, theirs) => panic!("view says {ours:?}, prost says {theirs:?}"),
+    }
 }
 
 // ---- the module's response parsers -----------------------------------------

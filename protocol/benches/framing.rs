@@ -3,8 +3,11 @@
 //!
 //! - `request_head/encode`: what the module does per request (a browser-like
 //!   head with 14 headers and 2 params).
-//! - `frame/decode_request`: what a worker does per request (head, one body
-//!   chunk, end).
+//! - `frame/decode_request`: prost's decode of a request (head, one body
+//!   chunk, end), as the worker did it before `request_head_view`.
+//! - `request_head/decode_prost` and `request_head/decode_view`: the head
+//!   frame alone, by prost and by the worker's view (walking every header
+//!   and param once, as building environ does).
 //! - `response/parse_hello` and `response/parse_1mib`: the module's response
 //!   parsing for a hello-world answer and a 1 MiB body in 16 KiB reads.
 
@@ -14,6 +17,9 @@ use ferrocorn_protocol::body::{write_prefix, BodyKind, MAX_PREFIX_LEN};
 use ferrocorn_protocol::frame;
 use ferrocorn_protocol::pb::{frame::Kind, Frame, Header, ResponseEnd, ResponseHead};
 use ferrocorn_protocol::request_head::RequestHeadRef;
+use ferrocorn_protocol::request_head_view::{
+    decode_request_member, RequestHeadView, RequestMember,
+};
 use ferrocorn_protocol::response_stream::{parse_head, BodyParser, BodyStep};
 
 const HEADERS: [(&[u8], &[u8]); 14] = [
@@ -66,6 +72,39 @@ fn request_head(c: &mut Criterion) {
     let mut out = vec![0u8; head.frame_len().unwrap()];
     c.bench_function("request_head/encode", |b| {
         b.iter(|| black_box(&head).write_frame(black_box(&mut out)).unwrap())
+    });
+}
+
+fn decode_head(c: &mut Criterion) {
+    let head = head();
+    let mut bytes = vec![0u8; head.frame_len().unwrap()];
+    head.write_frame(&mut bytes).unwrap();
+    let bytes = Bytes::from(bytes);
+    c.bench_function("request_head/decode_prost", |b| {
+        b.iter(|| {
+            let mut buf = BytesMut::from(&bytes[..]);
+            let f = frame::decode(&mut buf).unwrap().unwrap();
+            let Some(Kind::RequestHead(h)) = f.kind else {
+                panic!("not a head")
+            };
+            black_box(h.headers.len() + h.params.len())
+        })
+    });
+    c.bench_function("request_head/decode_view", |b| {
+        b.iter(|| {
+            let RequestMember::Head(message) =
+                decode_request_member(black_box(&bytes).slice(frame::FRAME_HEADER_LEN..)).unwrap()
+            else {
+                panic!("not a head")
+            };
+            let view = RequestHeadView::decode(&message).unwrap();
+            let walked: usize = view
+                .headers()
+                .chain(view.params())
+                .map(|(n, v)| n.len() + v.len())
+                .sum();
+            black_box(walked)
+        })
     });
 }
 
@@ -149,5 +188,5 @@ fn response(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, request_head, decode_request, response);
+criterion_group!(benches, request_head, decode_head, decode_request, response);
 criterion_main!(benches);

@@ -10,6 +10,9 @@
 //!   frame header in front of a buffer it does not copy.
 //! - [`request_head`]: an allocation-free encoder of `request_head` from
 //!   borrowed slices (the module's hot path), checked against prost.
+//! - [`request_head_view`]: the worker's decoder of `request_head`, a view
+//!   whose fields are slices of the received frame (no allocation per
+//!   header), checked against prost.
 //! - [`response_stream`]: the module's incremental parser of the response
 //!   body stream (`response_body*` then `response_end` or `error`), fed
 //!   whatever bytes nginx read, split anywhere.
@@ -17,6 +20,7 @@
 pub mod body;
 pub mod frame;
 pub mod request_head;
+pub mod request_head_view;
 pub mod response_stream;
 
 /// Generated protobuf types of `proto/ferrocorn.proto`.

@@ -18,6 +18,8 @@ use ferrocorn::hot_path::{typical_head, CallBench, EnvironBench, HotPath};
 use ferrocorn_protocol::frame;
 use ferrocorn_protocol::pb::frame::Kind;
 use ferrocorn_protocol::pb::{Frame, RequestEnd};
+use ferrocorn_protocol::request_head_view::RequestHeadView;
+use prost::Message;
 
 fn apps_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/apps")
@@ -35,7 +37,8 @@ fn request_frames() -> Vec<u8> {
 }
 
 fn benches(c: &mut Criterion) {
-    let head = typical_head();
+    let message = typical_head().encode_to_vec();
+    let head = RequestHeadView::decode(&message).expect("a valid head");
     let request = request_frames();
 
     let mut hello = HotPath::new(apps_dir(), "bench_apps:hello").expect("the app loads");

@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use ferrocorn_protocol::pb::RequestHead;
+use ferrocorn_protocol::request_head_view::RequestHeadView;
 
 use crate::logging;
 use crate::settings::LogTarget;
@@ -136,7 +136,7 @@ fn atom(name: &str) -> Atom {
 
 /// What the access log and the metrics know about a finished request.
 pub struct RequestFacts<'a> {
-    pub head: &'a RequestHead,
+    pub head: &'a RequestHeadView<'a>,
     /// The status sent, `None` when no response head went out.
     pub status: Option<u16>,
     /// Body bytes sent.
@@ -150,20 +150,18 @@ pub struct RequestFacts<'a> {
 impl RequestFacts<'_> {
     fn request_header(&self, lower: &str) -> Option<&[u8]> {
         self.head
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(lower.as_bytes()))
-            .map(|h| h.value.as_ref())
+            .headers()
+            .find(|(name, _)| name.eq_ignore_ascii_case(lower.as_bytes()))
+            .map(|(_, value)| value)
     }
 
     /// REMOTE_ADDR: a `ferrocorn_param REMOTE_ADDR` wins, as in environ.
     fn remote_addr(&self) -> &[u8] {
         self.head
-            .params
-            .iter()
-            .rev()
-            .find(|p| p.name.as_ref() == b"REMOTE_ADDR")
-            .map_or(self.head.remote_addr.as_ref(), |p| p.value.as_ref())
+            .params()
+            .filter(|(name, _)| *name == b"REMOTE_ADDR")
+            .last()
+            .map_or(self.head.remote_addr, |(_, value)| value)
     }
 }
 
@@ -202,16 +200,16 @@ fn render_atom(
         }
         Atom::Letter('t') => out.push_str(&clf_time(SystemTime::now())),
         Atom::Letter('r') => {
-            push_bytes(out, &head.method);
+            push_bytes(out, head.method);
             out.push(' ');
-            push_bytes(out, &head.uri);
+            push_bytes(out, head.uri);
             out.push(' ');
-            push_bytes(out, &head.protocol);
+            push_bytes(out, head.protocol);
         }
-        Atom::Letter('m') => push_bytes(out, &head.method),
-        Atom::Letter('U') => push_bytes(out, &head.path),
-        Atom::Letter('q') => push_bytes(out, &head.query_string),
-        Atom::Letter('H') => push_bytes(out, &head.protocol),
+        Atom::Letter('m') => push_bytes(out, head.method),
+        Atom::Letter('U') => push_bytes(out, head.path),
+        Atom::Letter('q') => push_bytes(out, head.query_string),
+        Atom::Letter('H') => push_bytes(out, head.protocol),
         Atom::Letter('s') => match facts.status {
             Some(s) => {
                 let _ = write!(out, "{s}");
@@ -370,7 +368,8 @@ pub fn reopen() -> io::Result<()> {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use ferrocorn_protocol::pb::{Header, Param};
+    use ferrocorn_protocol::pb::{Header, Param, RequestHead};
+    use prost::Message;
 
     fn head() -> RequestHead {
         let h = |n: &str, v: &str| Header {
@@ -396,7 +395,10 @@ mod tests {
         }
     }
 
-    fn facts<'a>(head: &'a RequestHead, fields: Option<&'a HeadFields>) -> RequestFacts<'a> {
+    fn facts<'a>(
+        head: &'a RequestHeadView<'a>,
+        fields: Option<&'a HeadFields>,
+    ) -> RequestFacts<'a> {
         RequestFacts {
             head,
             status: Some(200),
@@ -408,7 +410,8 @@ mod tests {
 
     #[test]
     fn gunicorns_default_format() {
-        let h = head();
+        let message = head().encode_to_vec();
+        let h = RequestHeadView::decode(&message).unwrap();
         let line = AccessFormat::parse(DEFAULT_FORMAT)
             .unwrap()
             .render(&facts(&h, None));
@@ -423,7 +426,8 @@ mod tests {
 
     #[test]
     fn every_atom() {
-        let h = head();
+        let message = head().encode_to_vec();
+        let h = RequestHeadView::decode(&message).unwrap();
         let mut fields = HeadFields::new(200, b"OK");
         fields.push_header(b"Content-Type", b"text/plain");
         let f = AccessFormat::parse(
@@ -448,6 +452,8 @@ mod tests {
             name: Bytes::from_static(b"REMOTE_ADDR"),
             value: Bytes::from_static(b"10.0.0.9"),
         });
+        let message = h.encode_to_vec();
+        let h = RequestHeadView::decode(&message).unwrap();
         let f = AccessFormat::parse("%(h)s %(s)s").unwrap();
         let mut facts = facts(&h, None);
         facts.status = None;

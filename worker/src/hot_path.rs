@@ -10,8 +10,8 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferrocorn_protocol::pb::frame::Kind;
 use ferrocorn_protocol::pb::RequestHead;
+use ferrocorn_protocol::request_head_view::{RequestHeadView, RequestMember};
 
 pub use crate::python::bench::{CallBench, EnvironBench};
 use crate::python::WsgiApp;
@@ -65,12 +65,13 @@ impl HotPath {
             .write_all(request)
             .expect("request fits the socket");
         let mut conn = self.conn.take().expect("the connection stays open");
-        let head = match conn.poll_frame().expect("a valid request") {
-            Polled::Frame(Kind::RequestHead(head)) => head,
+        let message = match conn.poll_frame().expect("a valid request") {
+            Polled::Frame(RequestMember::Head(message)) => message,
             other => panic!("expected a request_head, got {other:?}"),
         };
+        let head = RequestHeadView::decode(&message).expect("a valid head");
         conn.begin_body();
-        let mut conn = self.app.handle(conn, head).expect("kept alive");
+        let mut conn = self.app.handle(conn, &head).expect("kept alive");
         conn.drain_body(&Direct).expect("body drained");
         self.conn = Some(conn);
         self.response.clear();

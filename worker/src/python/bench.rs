@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferrocorn_protocol::pb::RequestHead;
+use ferrocorn_protocol::request_head_view::RequestHeadView;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -61,7 +61,7 @@ impl EnvironBench {
     }
 
     /// One environ for `head`; returns its number of keys.
-    pub fn build(&mut self, head: &RequestHead) -> usize {
+    pub fn build(&mut self, head: &RequestHeadView<'_>) -> usize {
         Python::attach(|py| {
             let input = self.input.bind(py).clone();
             self.builder
@@ -82,7 +82,7 @@ pub struct CallBench {
 }
 
 impl CallBench {
-    pub fn new(app: Py<PyAny>, mut environ: EnvironBench, head: &RequestHead) -> CallBench {
+    pub fn new(app: Py<PyAny>, mut environ: EnvironBench, head: &RequestHeadView<'_>) -> CallBench {
         Python::attach(|py| {
             let input = environ.input.bind(py).clone();
             let env = environ

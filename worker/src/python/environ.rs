@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use ferrocorn_protocol::pb::RequestHead;
+use ferrocorn_protocol::request_head_view::RequestHeadView;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
@@ -134,7 +134,7 @@ impl EnvironBuilder {
     pub fn build<'py>(
         &mut self,
         py: Python<'py>,
-        head: &RequestHead,
+        head: &RequestHeadView<'_>,
         input: Bound<'py, Input>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.base.bind(py).copy()?;
@@ -142,47 +142,46 @@ impl EnvironBuilder {
         let set =
             |key: &Py<PyString>, value: Bound<'py, PyString>| env.set_item(key.bind(py), value);
 
-        set(&k.request_method, self.method.get(py, &head.method)?)?;
+        set(&k.request_method, self.method.get(py, head.method)?)?;
         let script_name = head
-            .params
-            .iter()
-            .rev()
-            .find(|p| p.name.as_ref() == b"SCRIPT_NAME")
-            .map(|p| trim_trailing_slashes(&p.value))
+            .params()
+            .filter(|(name, _)| *name == b"SCRIPT_NAME")
+            .last()
+            .map(|(_, value)| trim_trailing_slashes(value))
             .unwrap_or_default();
         if !script_name.is_empty() {
             set(&k.script_name, latin1::to_str(py, script_name)?)?;
         }
         set(
             &k.path_info,
-            latin1::to_str(py, path_info(&head.path, script_name))?,
+            latin1::to_str(py, path_info(head.path, script_name))?,
         )?;
         if !head.query_string.is_empty() {
-            set(&k.query_string, latin1::to_str(py, &head.query_string)?)?;
+            set(&k.query_string, latin1::to_str(py, head.query_string)?)?;
         }
-        let uri = latin1::to_str(py, &head.uri)?;
+        let uri = latin1::to_str(py, head.uri)?;
         set(&k.request_uri, uri.clone())?;
         set(&k.raw_uri, uri)?;
         let protocol: &[u8] = if head.protocol.is_empty() {
             b"HTTP/1.1"
         } else {
-            &head.protocol
+            head.protocol
         };
         set(&k.server_protocol, self.protocol.get(py, protocol)?)?;
-        set(&k.server_name, self.server_name.get(py, &head.server_name)?)?;
+        set(&k.server_name, self.server_name.get(py, head.server_name)?)?;
         let mut digits = [0u8; 20];
         set(
             &k.server_port,
             self.server_port
                 .get(py, decimal(u64::from(head.server_port), &mut digits))?,
         )?;
-        set(&k.remote_addr, self.remote_addr.get(py, &head.remote_addr)?)?;
+        set(&k.remote_addr, self.remote_addr.get(py, head.remote_addr)?)?;
         set(
             &k.remote_port,
             latin1::to_str(py, decimal(u64::from(head.remote_port), &mut digits))?,
         )?;
-        if !head.scheme.is_empty() && head.scheme.as_ref() != b"http" {
-            set(&k.url_scheme, self.scheme.get(py, &head.scheme)?)?;
+        if !head.scheme.is_empty() && head.scheme != b"http" {
+            set(&k.url_scheme, self.scheme.get(py, head.scheme)?)?;
         }
         if head.content_length >= 0 {
             let length = decimal(head.content_length as u64, &mut digits);
@@ -190,8 +189,7 @@ impl EnvironBuilder {
         }
         env.set_item(k.input.bind(py), input)?;
 
-        for header in &head.headers {
-            let name = header.name.as_ref();
+        for (name, header_value) in head.headers() {
             // Names with '_' could spoof a '-' header (nginx and Gunicorn
             // drop them too); Content-Length comes from the head.
             if name.contains(&b'_') || name.eq_ignore_ascii_case(b"content-length") {
@@ -203,7 +201,7 @@ impl EnvironBuilder {
                 self.header_key(py, name)?
             };
             let value = match env.get_item(&key)? {
-                None => latin1::to_str(py, &header.value)?,
+                None => latin1::to_str(py, header_value)?,
                 // A repeated header: one value, joined (cookies with "; ").
                 Some(previous) => {
                     let previous = previous.cast_into::<PyString>()?;
@@ -216,18 +214,18 @@ impl EnvironBuilder {
                     self.scratch
                         .extend_from_slice(latin1::bytes_of(&previous)?.unwrap_or_default());
                     self.scratch.extend_from_slice(sep);
-                    self.scratch.extend_from_slice(&header.value);
+                    self.scratch.extend_from_slice(header_value);
                     latin1::to_str(py, &self.scratch)?
                 }
             };
             env.set_item(key, value)?;
         }
-        for param in &head.params {
-            if param.name.as_ref() == b"SCRIPT_NAME" {
+        for (name, value) in head.params() {
+            if name == b"SCRIPT_NAME" {
                 continue;
             }
-            let key = cached_key(py, &mut self.param_keys, &param.name)?;
-            env.set_item(key, latin1::to_str(py, &param.value)?)?;
+            let key = cached_key(py, &mut self.param_keys, name)?;
+            env.set_item(key, latin1::to_str(py, value)?)?;
         }
         Ok(env)
     }
@@ -307,7 +305,8 @@ mod tests {
     use crate::python::test_support::with_python;
     use crate::worker::connection::test_pair;
     use bytes::Bytes;
-    use ferrocorn_protocol::pb::{Header, Param};
+    use ferrocorn_protocol::pb::{Header, Param, RequestHead};
+    use prost::Message;
 
     fn header(name: &str, value: &[u8]) -> Header {
         Header {
@@ -357,6 +356,8 @@ mod tests {
     }
 
     fn build(head: &RequestHead, check: impl FnOnce(&Bound<'_, PyDict>)) {
+        let message = head.encode_to_vec();
+        let head = &RequestHeadView::decode(&message).unwrap();
         with_python(|py| {
             let errors = py.None().into_bound(py);
             let wrapper = py.None().into_bound(py);

@@ -12,8 +12,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use ferrocorn_protocol::pb::RequestHead;
+use ferrocorn_protocol::request_head_view::RequestHeadView;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -107,17 +106,21 @@ struct Request<'a> {
 }
 
 impl Request<'_> {
-    fn serve(self, py: Python<'_>, conn: Connection, head: RequestHead) -> Option<Connection> {
+    fn serve(
+        self,
+        py: Python<'_>,
+        conn: Connection,
+        head: &RequestHeadView<'_>,
+    ) -> Option<Connection> {
         let started = Instant::now();
-        metrics::request_started(&head.method, &head.uri);
-        let exchange = Exchange::new(conn, head.method.as_ref() == b"HEAD", self.threaded);
-        let uri = head.uri.clone();
-        let outcome = self.run(py, &exchange, &head);
-        let back = conclude(py, &exchange, outcome, &uri);
+        metrics::request_started(head.method, head.uri);
+        let exchange = Exchange::new(conn, head.method == b"HEAD", self.threaded);
+        let outcome = self.run(py, &exchange, head);
+        let back = conclude(py, &exchange, outcome, head.uri);
         if let Ok(state) = exchange.lock() {
             let sent = state.response.sent_head();
             let facts = RequestFacts {
-                head: &head,
+                head,
                 status: sent.map(|(status, _)| status),
                 sent: state.response.body_bytes(),
                 response_head: sent.map(|(_, fields)| fields),
@@ -134,7 +137,7 @@ impl Request<'_> {
         self,
         py: Python<'_>,
         exchange: &Arc<Exchange>,
-        head: &RequestHead,
+        head: &RequestHeadView<'_>,
     ) -> Result<(), Failure> {
         let input = Bound::new(py, Input::new(exchange.clone())).map_err(Failure::App)?;
         let environ = self.environ.build(py, head, input).map_err(Failure::App)?;
@@ -181,7 +184,7 @@ fn call_app<'py>(
 }
 
 impl Handler for WsgiApp {
-    fn handle(&mut self, conn: Connection, head: RequestHead) -> Option<Connection> {
+    fn handle(&mut self, conn: Connection, head: &RequestHeadView<'_>) -> Option<Connection> {
         Python::attach(|py| {
             let request = Request {
                 app: &self.app,
@@ -199,7 +202,7 @@ impl Handler for WsgiApp {
 }
 
 impl Handler for ThreadApp<'_> {
-    fn handle(&mut self, conn: Connection, head: RequestHead) -> Option<Connection> {
+    fn handle(&mut self, conn: Connection, head: &RequestHeadView<'_>) -> Option<Connection> {
         Python::attach(|py| {
             let request = Request {
                 app: &self.shared.app,
@@ -351,7 +354,7 @@ fn conclude(
     py: Python<'_>,
     exchange: &Exchange,
     outcome: Result<(), Failure>,
-    uri: &Bytes,
+    uri: &[u8],
 ) -> Option<Connection> {
     let what = || format!("Error handling request {}", String::from_utf8_lossy(uri));
     let Ok(mut state) = exchange.lock() else {
@@ -429,9 +432,10 @@ mod tests {
     use super::*;
     use crate::python::test_support::with_python;
     use crate::worker::connection::test_pair;
-    use bytes::BytesMut;
+    use bytes::{Bytes, BytesMut};
     use ferrocorn_protocol::frame;
-    use ferrocorn_protocol::pb::{self, frame::Kind, Frame};
+    use ferrocorn_protocol::pb::{self, frame::Kind, Frame, RequestHead};
+    use prost::Message;
     use pyo3::types::PyModule;
     use std::ffi::CString;
     use std::io::{Read, Write};
@@ -533,7 +537,8 @@ mod tests {
         });
         let mut conn = conn;
         conn.begin_body();
-        let back = app.handle(conn, head);
+        let message = head.encode_to_vec();
+        let back = app.handle(conn, &RequestHeadView::decode(&message).unwrap());
         let kept_alive = back.is_some();
         drop(back);
         sender.join().unwrap();

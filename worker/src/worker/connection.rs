@@ -1,7 +1,8 @@
 //! One framed connection from the nginx module.
 //!
 //! The socket is non-blocking. Reads go into a `BytesMut` and decoded
-//! frames are zero-copy slices of it. Writes are coalesced in a small
+//! frames are zero-copy slices of it (a request head is viewed in place,
+//! see `request_head_view`). Writes are coalesced in a small
 //! buffer; a large body chunk goes out with `writev` behind its hand-made
 //! prefix, so the caller's bytes are never copied. When the socket is not
 //! ready, the connection waits in `poll` through a [`Blocker`], which lets
@@ -13,10 +14,11 @@ use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use ferrocorn_protocol::body::{self, BodyKind, MAX_BODY_CHUNK, MAX_PREFIX_LEN};
 use ferrocorn_protocol::frame::{self, FrameError};
 use ferrocorn_protocol::pb::{self, frame::Kind, Frame};
+use ferrocorn_protocol::request_head_view::{decode_request_member, RequestMember};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
@@ -98,7 +100,7 @@ pub use ferrocorn_protocol::frame::kind_name;
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // moved once per request; boxing would allocate
 pub enum Polled {
-    Frame(Kind),
+    Frame(RequestMember),
     /// No whole frame yet; wait for readability.
     Pending,
     /// The peer closed cleanly between frames.
@@ -204,8 +206,14 @@ impl Connection {
         self.rbuf.len()
     }
 
-    fn decode(&mut self) -> Result<Option<Kind>, ConnError> {
-        Ok(frame::decode(&mut self.rbuf)?.map(|f| f.kind.expect("decode checks the member")))
+    /// Decodes and removes the first buffered frame, if it is whole.
+    fn decode(&mut self) -> Result<Option<RequestMember>, ConnError> {
+        let Some(total) = frame::check(&self.rbuf)? else {
+            return Ok(None);
+        };
+        let mut payload = self.rbuf.split_to(total).freeze();
+        payload.advance(frame::FRAME_HEADER_LEN);
+        Ok(Some(decode_request_member(payload)?))
     }
 
     /// Decodes a buffered frame, or reads once without waiting and tries
@@ -229,7 +237,7 @@ impl Connection {
 
     /// The next frame, waiting through `b` as long as it takes (up to the
     /// I/O timeout per wait). `Ok(None)`: the peer closed between frames.
-    pub fn read_frame<B: Blocker>(&mut self, b: &B) -> Result<Option<Kind>, ConnError> {
+    pub fn read_frame<B: Blocker>(&mut self, b: &B) -> Result<Option<RequestMember>, ConnError> {
         loop {
             if let Some(kind) = self.decode()? {
                 return Ok(Some(kind));
@@ -446,12 +454,12 @@ mod tests {
             peer
         });
         match conn.read_frame(&Direct).unwrap() {
-            Some(Kind::RequestBody(b)) => assert_eq!(b.len(), 100_000),
+            Some(RequestMember::Other(Kind::RequestBody(b))) => assert_eq!(b.len(), 100_000),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             conn.read_frame(&Direct).unwrap(),
-            Some(Kind::RequestEnd(_))
+            Some(RequestMember::Other(Kind::RequestEnd(_)))
         ));
         drop(writer.join().unwrap());
         assert!(conn.read_frame(&Direct).unwrap().is_none(), "clean EOF");
@@ -467,7 +475,7 @@ mod tests {
         peer.write_all(&bytes[3..]).unwrap();
         assert!(matches!(
             conn.poll_frame().unwrap(),
-            Polled::Frame(Kind::RequestEnd(_))
+            Polled::Frame(RequestMember::Other(Kind::RequestEnd(_)))
         ));
         drop(peer);
         assert!(matches!(conn.poll_frame().unwrap(), Polled::Eof));

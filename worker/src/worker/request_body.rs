@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 use ferrocorn_protocol::pb::frame::Kind;
+use ferrocorn_protocol::request_head_view::RequestMember;
 
 use super::connection::{kind_name, Blocker, ConnError, Connection};
 
@@ -82,9 +83,14 @@ impl Connection {
                 return Ok(false);
             }
             match self.read_frame(b)? {
-                Some(Kind::RequestBody(data)) => self.body.pending = data,
-                Some(Kind::RequestEnd(_)) => self.body.ended = true,
-                Some(other) => {
+                Some(RequestMember::Other(Kind::RequestBody(data))) => self.body.pending = data,
+                Some(RequestMember::Other(Kind::RequestEnd(_))) => self.body.ended = true,
+                Some(RequestMember::Head(_)) => {
+                    return Err(ConnError::OutOfOrder(
+                        "request_head frame inside a request body".into(),
+                    ))
+                }
+                Some(RequestMember::Other(other)) => {
                     return Err(ConnError::OutOfOrder(format!(
                         "{} frame inside a request body",
                         kind_name(&other)

@@ -11,8 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use ferrocorn_protocol::pb::error::Kind as ErrorKind;
-use ferrocorn_protocol::pb::frame::Kind;
-use ferrocorn_protocol::pb::RequestHead;
+use ferrocorn_protocol::request_head_view::{RequestHeadView, RequestMember};
 use ferrocorn_protocol::PROTOCOL_VERSION;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -30,7 +29,7 @@ use crate::supervisor::listener::Listener;
 pub trait Handler {
     /// Serves the request whose head was just read, the body still on the
     /// connection. Returns the connection if it can carry another request.
-    fn handle(&mut self, conn: Connection, head: RequestHead) -> Option<Connection>;
+    fn handle(&mut self, conn: Connection, head: &RequestHeadView<'_>) -> Option<Connection>;
 
     /// Asked between requests, at most once a second: a reason to restart
     /// this worker (`--reload` saw a file change), if there is one.
@@ -387,9 +386,9 @@ pub(super) fn serve_connection<H: Handler, C: CountRequests>(
     counter: &mut C,
 ) -> Option<Connection> {
     loop {
-        let head = match conn.poll_frame() {
-            Ok(Polled::Frame(Kind::RequestHead(head))) => head,
-            Ok(Polled::Frame(other)) => {
+        let message = match conn.poll_frame() {
+            Ok(Polled::Frame(RequestMember::Head(message))) => message,
+            Ok(Polled::Frame(RequestMember::Other(other))) => {
                 let e = ConnError::OutOfOrder(format!(
                     "{} frame before request_head",
                     kind_name(&other)
@@ -407,6 +406,10 @@ pub(super) fn serve_connection<H: Handler, C: CountRequests>(
                 return None;
             }
         };
+        let head = match RequestHeadView::decode(&message) {
+            Ok(head) => head,
+            Err(e) => return refuse(conn, ErrorKind::MalformedFrame, e.to_string()),
+        };
         if head.protocol_version != PROTOCOL_VERSION {
             let why = format!(
                 "module speaks protocol {}, this worker speaks {PROTOCOL_VERSION}",
@@ -419,7 +422,7 @@ pub(super) fn serve_connection<H: Handler, C: CountRequests>(
             conn.set_last();
         }
         in_flight::begin_request(conn.fd().as_raw_fd());
-        let back = handler.handle(conn, head);
+        let back = handler.handle(conn, &head);
         in_flight::end_request();
         counter.request_done();
         conn = back?;
@@ -458,7 +461,7 @@ mod tests {
     use crate::worker::response_head::HeadFields;
     use bytes::{Bytes, BytesMut};
     use ferrocorn_protocol::frame;
-    use ferrocorn_protocol::pb::{self, Frame};
+    use ferrocorn_protocol::pb::{self, frame::Kind, Frame, RequestHead};
     use std::io::{Read, Write};
 
     /// Answers every request with its method and the body it read.
@@ -467,9 +470,13 @@ mod tests {
     }
 
     impl Handler for Echo {
-        fn handle(&mut self, mut conn: Connection, head: RequestHead) -> Option<Connection> {
+        fn handle(
+            &mut self,
+            mut conn: Connection,
+            head: &RequestHeadView<'_>,
+        ) -> Option<Connection> {
             self.seen
-                .push(String::from_utf8_lossy(&head.method).into_owned());
+                .push(String::from_utf8_lossy(head.method).into_owned());
             let body = conn.read_body(Some(4), &Direct).ok()?;
             let mut w = ResponseWriter::new(false);
             w.set_head(PendingHead {

@@ -442,6 +442,7 @@ mod tests {
     use bytes::{Bytes, BytesMut};
     use ferrocorn_protocol::frame;
     use ferrocorn_protocol::pb::{self, frame::Kind, Frame, RequestHead};
+    use ferrocorn_protocol::request_head_view::RequestHeadView;
     use ferrocorn_protocol::PROTOCOL_VERSION;
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
@@ -478,7 +479,11 @@ mod tests {
     }
 
     impl Handler for Meet<'_> {
-        fn handle(&mut self, mut conn: Connection, _head: RequestHead) -> Option<Connection> {
+        fn handle(
+            &mut self,
+            mut conn: Connection,
+            _head: &RequestHeadView<'_>,
+        ) -> Option<Connection> {
             let m = self.meeting;
             let mut inside = m.inside.lock().unwrap();
             inside.0 += 1;
