@@ -68,6 +68,10 @@ LOCATIONS = """\
         location /pool/ {{
             ferrocorn_pass basic_pool;
         }}
+        location /pool-streamed/ {{
+            ferrocorn_pass basic_pool;
+            ferrocorn_request_buffering off;
+        }}
         location /tcp/ {{
             ferrocorn_pass 127.0.0.1:{basic_tcp};
         }}

@@ -133,6 +133,35 @@ def test_bodies_around_the_frame_size_limit_echo_both_ways(basic, size):
     assert response.content == body
 
 
+def post_sizes_around_frames(session, url):
+    for size in (200_000, 1024 * 1024 + 1, 3 * 1024 * 1024 + 5):
+        body = os.urandom(size)
+        response = session.post(url, data=body, timeout=60)
+        assert response.status_code == 200
+        assert response.headers["X-Next-Read"] == "0"
+        assert len(response.content) == size
+        assert response.content == body
+
+
+@pytest.mark.parametrize("location", ["/pool", "/pool-streamed"], ids=["buffered", "streamed"])
+@pytest.mark.parametrize("how", ["length", "more"])
+def test_one_read_returns_a_whole_body_of_many_frames(basic, location, how):
+    """read(CONTENT_LENGTH) and read(more than that) in one call return the whole
+    body, however many frames carried it (large ones are read from the socket
+    straight into the bytes object); the next read is empty, and the kept-alive
+    connection carries the next request."""
+    with requests.Session() as session:
+        post_sizes_around_frames(session, basic.url("%s/read_once/%s" % (location, how)))
+        small = session.post(basic.url("%s/echo" % location), data=b"after", timeout=30)
+        assert small.content == b"after"
+
+
+def test_read_without_a_size_returns_a_whole_body_of_many_frames(basic):
+    # read() with no size: the raw app (wsgiref's validator wants a size).
+    with requests.Session() as session:
+        post_sizes_around_frames(session, basic.url("/raw/read_once/all"))
+
+
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS"])
 def test_other_methods_with_a_body(basic, method):
     body = b"payload for " + method.encode()

@@ -115,6 +115,28 @@ def test_kept_alive_connections_carry_uploads_and_streams_intact(start_dedicated
     assert results == [True] * 600
 
 
+def test_whole_large_bodies_read_at_once_by_overlapping_threads(start_dedicated):
+    """One wsgi.input.read() per body of several frames, in 4 threads at once (the
+    frames are read from the socket into the bytes object, the GIL released): each
+    client gets its own body back whole, and the kept-alive connection goes on."""
+    stack = start_dedicated("threaded", extra_args=THREADS, workers=1)
+    one_worker(stack.ferrocorn)
+
+    def client(i):
+        with requests.Session() as session:
+            for size in (1024 * 1024 + 1, 3 * 1024 * 1024 + 5):
+                body = os.urandom(size)
+                how = "length" if i % 2 else "all"
+                r = session.post(stack.url("/dedicated-pool/read_once?how=%s" % how), data=body, timeout=60)
+                if r.status_code != 200 or r.content != body:
+                    return False
+            r = session.post(stack.url("/dedicated-pool/echo"), data=b"after", timeout=60)
+            return r.content == b"after"
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(client, range(8))) == [True] * 8
+
+
 HOOKS = """
 def pre_request(worker, req):
     worker.log.info("hook pre_request %s", req.uri)

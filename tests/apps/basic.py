@@ -100,6 +100,24 @@ def echo(environ, start_response, args):
     )
 
 
+def read_once(environ, start_response, args):
+    """The body from one wsgi.input.read: read() (args "all"), read(CONTENT_LENGTH)
+    ("length") or read(CONTENT_LENGTH + 1000) ("more"); then one more read, whose
+    length (0 at the end of the body) goes in X-Next-Read."""
+    stream = environ["wsgi.input"]
+    how = args[0] if args else "all"
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    size = {"all": None, "length": length, "more": length + 1000}[how]
+    body = stream.read() if size is None else stream.read(size)
+    after = stream.read(10)
+    return respond(
+        start_response,
+        "200 OK",
+        body,
+        [("Content-Type", "application/octet-stream"), ("X-Next-Read", str(len(after)))],
+    )
+
+
 def input_method(environ, start_response, args):
     """Reads the body with one wsgi.input method; returns the pieces as JSON."""
     stream = environ["wsgi.input"]
@@ -269,6 +287,7 @@ ROUTES = {
     "headers": headers,
     "echo": echo,
     "input": input_method,
+    "read_once": read_once,
     "stream": stream,
     "write": write,
     "file": file,

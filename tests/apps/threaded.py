@@ -9,6 +9,8 @@
   answers that peak.
 - /env: wsgi.multithread, wsgi.multiprocess, the pid and thread name.
 - /echo: the request body, read in pieces of a random-ish size.
+- /read_once?how=all|length: the request body from one wsgi.input.read()
+  (no size, or CONTENT_LENGTH); a 500 if a further read finds more.
 - /stream?seed=S&count=C: C chunks derived from S, yielded one by one.
 - /local: a threading.local counter: how many requests this thread served.
 - /slow?seconds=S: sleeps (the GIL released), then answers.
@@ -104,6 +106,17 @@ def echo(environ, start_response):
     return respond(start_response, b"".join(pieces), ctype="application/octet-stream")
 
 
+def read_once(environ, start_response):
+    stream = environ["wsgi.input"]
+    if query(environ).get("how") == "length":
+        body = stream.read(int(environ["CONTENT_LENGTH"]))
+    else:
+        body = stream.read()
+    if stream.read(10):
+        return respond(start_response, b"more after the body\n", status="500 Internal Server Error")
+    return respond(start_response, body, ctype="application/octet-stream")
+
+
 def stream_chunks(seed, count):
     for i in range(count):
         yield hashlib.sha256(b"%s-%d" % (seed.encode(), i)).hexdigest().encode() * (1 + i % 50)
@@ -139,6 +152,7 @@ ROUTES = {
     "/overlap/report": overlap_report,
     "/env": env,
     "/echo": echo,
+    "/read_once": read_once,
     "/stream": stream,
     "/local": local,
     "/slow": slow,

@@ -70,7 +70,7 @@ impl HotPath {
             other => panic!("expected a request_head, got {other:?}"),
         };
         let head = RequestHeadView::decode(&message).expect("a valid head");
-        conn.begin_body();
+        conn.begin_body(head.content_length);
         let mut conn = self.app.handle(conn, &head).expect("kept alive");
         conn.drain_body(&Direct).expect("body drained");
         self.conn = Some(conn);

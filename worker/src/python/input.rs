@@ -1,15 +1,19 @@
 //! `wsgi.input`: the request body as a binary file-like object, streamed
 //! from the connection (body frames are read when the app asks for more,
-//! with the GIL released while waiting, or throughout with threads). After the body ends, reads return
-//! `b""` (`wsgi.input_terminated`).
+//! with the GIL released while waiting, or throughout with threads). After
+//! the body ends, reads return `b""` (`wsgi.input_terminated`). A `read`
+//! whose size the head announced fills a new `bytes` object in place (see
+//! [`read_known`]).
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use pyo3::exceptions::PyOSError;
+use pyo3::exceptions::{PyOSError, PyOverflowError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use super::exchange::{Exchange, IoGil};
+use super::exchange::{Exchange, ExchangeState, IoGil};
 use crate::worker::request_body::Pieces;
 use crate::worker::{ConnError, Connection};
 
@@ -52,12 +56,80 @@ impl Input {
     }
 }
 
+/// A read whose size `n` the head announced: into a new `bytes` object
+/// created without initializing its bytes (they are all written before
+/// Python sees it), the socket reading straight into it for large frames.
+/// `all`: the app asked for everything, so a peer that sends more than it
+/// announced still has all of it returned. `state` is `exchange`'s,
+/// locked.
+fn read_known<'py>(
+    py: Python<'py>,
+    exchange: &Exchange,
+    state: &mut ExchangeState,
+    n: usize,
+    all: bool,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let conn = state.conn.as_mut().expect("checked by the caller");
+    let len = ffi::Py_ssize_t::try_from(n).map_err(|_| PyOverflowError::new_err("read size"))?;
+    // SAFETY: a NULL source asks CPython for a new bytes object of `len`
+    // uninitialized bytes; the result is a new reference or NULL with an
+    // exception set, which `from_owned_ptr_or_err` turns into an error.
+    let bytes = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), len))?
+            .cast_into_unchecked::<PyBytes>()
+    };
+    // SAFETY: the object is a bytes object of `n` bytes that nobody else
+    // holds yet; its buffer stays valid while `bytes` lives, and is only
+    // written through `buf` (as possibly uninitialized memory) below. With
+    // threads that write runs without the GIL: no other thread can reach
+    // the object (not returned yet, and bytes are never tracked by the GC),
+    // and our reference keeps it alive.
+    let buf = unsafe {
+        std::slice::from_raw_parts_mut(
+            ffi::PyBytes_AsString(bytes.as_ptr()).cast::<MaybeUninit<u8>>(),
+            n,
+        )
+    };
+    let got = match exchange.io(py, |b| conn.read_body_into(&mut *buf, b)) {
+        Ok(got) => got,
+        Err(e) => return Err(state.broke("cannot read the request body", e)),
+    };
+    if got < n {
+        // The body ended early: only what was read, initialized.
+        // SAFETY: read_body_into initialized the first `got` bytes.
+        let read = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), got) };
+        return Ok(PyBytes::new(py, read));
+    }
+    if !all {
+        return Ok(bytes);
+    }
+    match exchange.io(py, |b| conn.read_body(None, b)) {
+        Ok(more) if more.is_empty() => Ok(bytes),
+        Ok(more) => PyBytes::new_with(py, n + more.len(), |out| {
+            out[..n].copy_from_slice(bytes.as_bytes());
+            more.copy_to(&mut out[n..]);
+            Ok(())
+        }),
+        Err(e) => Err(state.broke("cannot read the request body", e)),
+    }
+}
+
 #[pymethods]
 impl Input {
     /// Reads `size` bytes (fewer only at the end), or all the rest.
     #[pyo3(signature = (size = None))]
     fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         let limit = limit(size);
+        {
+            let mut state = self.exchange.lock()?;
+            let known = match (&state.broken, state.conn.as_ref()) {
+                (None, Some(conn)) => conn.body_read_size(limit),
+                _ => None,
+            };
+            if let Some(n) = known {
+                return read_known(py, &self.exchange, &mut state, n, limit.is_none());
+            }
+        }
         self.read_with(py, |conn, b| conn.read_body(limit, b))
     }
 

@@ -536,7 +536,7 @@ mod tests {
             bytes
         });
         let mut conn = conn;
-        conn.begin_body();
+        conn.begin_body(-1);
         let message = head.encode_to_vec();
         let back = app.handle(conn, &RequestHeadView::decode(&message).unwrap());
         let kept_alive = back.is_some();

@@ -2,7 +2,9 @@
 //!
 //! The socket is non-blocking. Reads go into a `BytesMut` and decoded
 //! frames are zero-copy slices of it (a request head is viewed in place,
-//! see `request_head_view`). Writes are coalesced in a small
+//! see `request_head_view`); the payload of a large body frame may also be
+//! read straight into the app's buffer (see `request_body`). Writes are
+//! coalesced in a small
 //! buffer; a large body chunk goes out with `writev` behind its hand-made
 //! prefix, so the caller's bytes are never copied. When the socket is not
 //! ready, the connection waits in `poll` through a [`Blocker`], which lets
@@ -11,6 +13,7 @@
 
 use std::fmt;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -26,7 +29,7 @@ use super::request_body::BodyCursor;
 use crate::supervisor::heartbeat::{self, BEAT_INTERVAL};
 
 /// Bytes asked of each `read` when no frame length says more.
-const READ_CHUNK: usize = 64 * 1024;
+pub(super) const READ_CHUNK: usize = 64 * 1024;
 /// Writes smaller than this are copied into the write buffer and sent
 /// together; larger ones go out with `writev`, uncopied.
 const COALESCE_LIMIT: usize = 16 * 1024;
@@ -112,7 +115,7 @@ pub enum Polled {
 pub struct Connection {
     fd: OwnedFd,
     /// Received bytes not yet decoded.
-    rbuf: BytesMut,
+    pub(super) rbuf: BytesMut,
     /// Encoded frames not yet written.
     wbuf: Vec<u8>,
     /// Longest wait for the socket in the middle of an exchange.
@@ -157,8 +160,9 @@ impl Connection {
 
     // ---- reading ----------------------------------------------------------
 
-    /// One `read` into the buffer: `Ok(Some(n))` bytes, `Ok(None)` would
-    /// block, `Ok(Some(0))` end of stream.
+    /// One `read` into the buffer, with room for the whole pending frame:
+    /// `Ok(Some(n))` bytes, `Ok(None)` would block, `Ok(Some(0))` end of
+    /// stream.
     fn read_some(&mut self) -> Result<Option<usize>, ConnError> {
         let want = match frame::check(&self.rbuf) {
             // Room for the whole pending frame, or at least a chunk.
@@ -169,26 +173,37 @@ impl Connection {
             }
             Ok(None) => READ_CHUNK,
         };
-        self.rbuf.reserve(want);
-        let spare = self.rbuf.spare_capacity_mut();
-        loop {
-            // SAFETY: `spare` is writable memory of `spare.len()` bytes owned
-            // by `rbuf`; read(2) initializes the first `n` bytes it reports,
-            // and only those are exposed by `set_len` below.
-            let n =
-                unsafe { libc::read(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-            match Errno::result(n) {
-                Ok(n) => {
-                    let n = n as usize;
-                    // SAFETY: see above: `n` bytes past the old length are initialized.
-                    unsafe { self.rbuf.set_len(self.rbuf.len() + n) };
-                    return Ok(Some(n));
-                }
-                Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) => return Ok(None),
-                Err(e) => return Err(ConnError::Io(e)),
-            }
+        self.read_at_most(want)
+    }
+
+    /// One `read` of up to `max` bytes into the buffer (see [`read_some`](Self::read_some)).
+    pub(super) fn read_at_most(&mut self, max: usize) -> Result<Option<usize>, ConnError> {
+        self.rbuf.reserve(max);
+        // Writable memory owned by `rbuf`; read(2) initializes the first
+        // `n` bytes it reports, and only those are exposed below.
+        let spare = &mut self.rbuf.spare_capacity_mut()[..max];
+        let n = read_fd(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len())?;
+        if let Some(n) = n {
+            // SAFETY: see above: `n` bytes past the old length are initialized.
+            unsafe { self.rbuf.set_len(self.rbuf.len() + n) };
         }
+        Ok(n)
+    }
+
+    /// One `read` straight into `out`, bypassing the buffer (which must not
+    /// hold bytes that come before these): `Ok(None)` would block; the
+    /// first `n` bytes of `Ok(Some(n))` are initialized.
+    pub(super) fn read_direct(
+        &mut self,
+        out: &mut [MaybeUninit<u8>],
+    ) -> Result<Option<usize>, ConnError> {
+        debug_assert!(self.rbuf.is_empty());
+        read_fd(self.fd.as_raw_fd(), out.as_mut_ptr().cast(), out.len())
+    }
+
+    /// Waits until the socket is readable (at most the I/O timeout).
+    pub(super) fn wait_readable<B: Blocker>(&self, b: &B) -> Result<(), ConnError> {
+        self.wait(PollFlags::POLLIN, b)
     }
 
     /// Whether a whole frame is already buffered.
@@ -207,7 +222,7 @@ impl Connection {
     }
 
     /// Decodes and removes the first buffered frame, if it is whole.
-    fn decode(&mut self) -> Result<Option<RequestMember>, ConnError> {
+    pub(super) fn decode(&mut self) -> Result<Option<RequestMember>, ConnError> {
         let Some(total) = frame::check(&self.rbuf)? else {
             return Ok(None);
         };
@@ -384,6 +399,22 @@ impl Connection {
         let fd = self.fd.as_fd();
         let timeout = self.io_timeout;
         b.block(move || wait_fd(fd, events, timeout))
+    }
+}
+
+/// read(2) of up to `len` bytes at `buf`, retried on EINTR: `Ok(None)`
+/// would block, `Ok(Some(0))` end of stream.
+fn read_fd(fd: std::os::fd::RawFd, buf: *mut u8, len: usize) -> Result<Option<usize>, ConnError> {
+    loop {
+        // SAFETY: callers pass `len` writable bytes at `buf`; read(2) writes
+        // at most that many.
+        let n = unsafe { libc::read(fd, buf.cast(), len) };
+        match Errno::result(n) {
+            Ok(n) => return Ok(Some(n as usize)),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Ok(None),
+            Err(e) => return Err(ConnError::Io(e)),
+        }
     }
 }
 

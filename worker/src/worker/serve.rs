@@ -417,7 +417,7 @@ pub(super) fn serve_connection<H: Handler, C: CountRequests>(
             );
             return refuse(conn, ErrorKind::VersionMismatch, why);
         }
-        conn.begin_body();
+        conn.begin_body(head.content_length);
         if config.keep_alive.is_zero() || counter.next_is_last() {
             conn.set_last();
         }
