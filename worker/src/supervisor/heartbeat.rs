@@ -5,7 +5,7 @@
 //! `--timeout` (Gunicorn's `WorkerTmp`, without a file on disk).
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::memfd::{memfd_create, MFdFlags};
@@ -121,16 +121,43 @@ impl Pulse {
 /// have no [`Pulse`] at hand; -1 outside a serving worker (the master).
 static WORKER_HEARTBEAT: AtomicI32 = AtomicI32::new(-1);
 
+/// When [`beat_while_waiting`] last touched the heartbeat, in
+/// milliseconds of the coarse monotonic clock.
+static LAST_WAIT_BEAT_MS: AtomicU64 = AtomicU64::new(0);
+
+/// The least time between two beats from waits: a large body makes a
+/// dozen socket waits per request, which need not each cost a syscall.
+const WAIT_BEAT_INTERVAL_MS: u64 = 250;
+
+/// Milliseconds of CLOCK_MONOTONIC_COARSE (read from the vDSO, no syscall).
+fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; the clock id is a constant.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 /// Touches this worker's heartbeat (with `--threads`, the calling
 /// thread's progress) from a wait on nginx's socket: waiting
 /// for the peer is not being stuck in the app, and the socket wait has its
 /// own timeout. Only the app's own code can make a worker miss beats.
+/// At most one touch of the file per [`WAIT_BEAT_INTERVAL_MS`], far
+/// below any `--timeout` (a pool thread's progress is an atomic store, not
+/// a syscall: it is not limited).
 pub fn beat_while_waiting() {
     // A pool thread marks its own request; the loop beats for them all.
     if crate::worker::in_flight::progressed() {
         return;
     }
     let fd = WORKER_HEARTBEAT.load(Ordering::Relaxed);
+    let now = coarse_ms();
+    if now.saturating_sub(LAST_WAIT_BEAT_MS.load(Ordering::Relaxed)) < WAIT_BEAT_INTERVAL_MS {
+        return;
+    }
+    LAST_WAIT_BEAT_MS.store(now, Ordering::Relaxed);
     if fd >= 0 {
         // SAFETY: the descriptor belongs to the worker's Pulse, which lives
         // until the worker process exits; it is never closed before.
