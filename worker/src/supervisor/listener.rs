@@ -23,6 +23,10 @@ use crate::settings::BindAddr;
 /// Pending connections the kernel queues per listener (Gunicorn's default).
 pub const BACKLOG: i32 = 2048;
 
+/// SO_SNDBUF asked for accepted unix connections (the kernel doubles it
+/// for its bookkeeping): a maximum frame and then some.
+const UNIX_SEND_BUFFER: usize = ferrocorn_protocol::MAX_FRAME_SIZE + 256 * 1024;
+
 /// One bound, listening socket.
 #[derive(Debug)]
 pub struct Listener {
@@ -121,9 +125,20 @@ impl Listener {
     /// worker was faster.
     pub fn accept(&self) -> nix::Result<OwnedFd> {
         let conn = accept4(&self.fd, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC)?;
-        if matches!(self.addr, BindAddr::Tcp { .. }) {
+        match self.addr {
             // Frames are written whole; never let Nagle hold back a reply.
-            let _ = setsockopt(&conn, sockopt::TcpNoDelay, &true);
+            BindAddr::Tcp { .. } => {
+                let _ = setsockopt(&conn, sockopt::TcpNoDelay, &true);
+            }
+            // A unix socket's send buffer bounds how much of a response is
+            // in flight (208 KiB by default): room for a whole maximum
+            // frame lets a 1 MiB body go out in one writev instead of a
+            // wait for nginx per fifth of it. The kernel caps the size at
+            // net.core.wmem_max; memory is only used while data waits.
+            // (TCP tunes its own buffer; setting one would stop that.)
+            BindAddr::Unix(_) => {
+                let _ = setsockopt(&conn, sockopt::SndBuf, &UNIX_SEND_BUFFER);
+            }
         }
         Ok(conn)
     }
