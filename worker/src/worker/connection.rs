@@ -30,6 +30,9 @@ use crate::supervisor::heartbeat::{self, BEAT_INTERVAL};
 
 /// Bytes asked of each `read` when no frame length says more.
 pub(super) const READ_CHUNK: usize = 64 * 1024;
+/// Bytes asked of the first `read` of a request: its head, usually whole.
+/// A buffer this small is kept between requests; larger ones are let go.
+const FIRST_READ: usize = 4 * 1024;
 /// Writes smaller than this are copied into the write buffer and sent
 /// together; larger ones go out with `writev`, uncopied.
 const COALESCE_LIMIT: usize = 16 * 1024;
@@ -135,7 +138,9 @@ impl Connection {
         Connection {
             fd,
             rbuf: BytesMut::new(),
-            wbuf: Vec::with_capacity(COALESCE_LIMIT),
+            // Grown as responses need (the coalescing limit at most): an
+            // idle connection should not hold a full buffer.
+            wbuf: Vec::new(),
             io_timeout,
             body: BodyCursor::default(),
             served: false,
@@ -171,6 +176,7 @@ impl Connection {
                 let len = u32::from_be_bytes(self.rbuf[..4].try_into().expect("4 bytes")) as usize;
                 (frame::FRAME_HEADER_LEN + len - self.rbuf.len()).max(READ_CHUNK)
             }
+            Ok(None) if self.rbuf.is_empty() => FIRST_READ,
             Ok(None) => READ_CHUNK,
         };
         self.read_at_most(want)
@@ -204,6 +210,15 @@ impl Connection {
     /// Waits until the socket is readable (at most the I/O timeout).
     pub(super) fn wait_readable<B: Blocker>(&self, b: &B) -> Result<(), ConnError> {
         self.wait(PollFlags::POLLIN, b)
+    }
+
+    /// Lets go of a receive buffer grown past a head's first read while
+    /// the connection waits for its next request (unless it holds the
+    /// start of one): a worker may keep hundreds of idle connections.
+    pub fn release_idle_buffer(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > FIRST_READ {
+            self.rbuf = BytesMut::new();
+        }
     }
 
     /// Whether a whole frame is already buffered.

@@ -18,6 +18,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{getppid, Pid};
 
 use super::connection::{kind_name, ConnError, Connection, Direct, Polled};
+use super::idle_trim::IdleTrim;
 use super::in_flight;
 use super::recycle::{CountRequests, Recycle};
 use crate::logging;
@@ -75,6 +76,9 @@ pub fn serve<H: Handler>(
     let mut idle: Vec<Idle> = Vec::new();
     let mut ready: Vec<bool> = Vec::new();
     let mut last_check = Instant::now();
+    // Booting (importing the app) freed memory; give it back before serving.
+    let mut trim = IdleTrim::default();
+    trim.now();
     loop {
         let now = Instant::now();
         pulse.beat(now);
@@ -92,7 +96,8 @@ pub fn serve<H: Handler>(
             .map(|c| c.deadline - now)
             .min()
             .unwrap_or(BEAT_INTERVAL)
-            .min(BEAT_INTERVAL);
+            .min(BEAT_INTERVAL)
+            .min(trim.wait());
         let mut fds: Vec<PollFd<'_>> = listeners
             .iter()
             .map(|l| l.as_fd())
@@ -102,8 +107,12 @@ pub fn serve<H: Handler>(
         let timeout =
             PollTimeout::try_from(wait + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => {}
+            Ok(0) => {
+                trim.idle();
+                continue;
+            }
+            Err(Errno::EINTR) => continue,
+            Ok(_) => trim.busy(),
             Err(e) => {
                 error!("poll failed: {e}");
                 break;
@@ -395,7 +404,10 @@ pub(super) fn serve_connection<H: Handler, C: CountRequests>(
                 ));
                 return refuse(conn, ErrorKind::MalformedFrame, e.to_string());
             }
-            Ok(Polled::Pending) => return Some(conn),
+            Ok(Polled::Pending) => {
+                conn.release_idle_buffer();
+                return Some(conn);
+            }
             Ok(Polled::Eof) => return None,
             Err(e) if e.is_peer_gone() => return None,
             Err(e @ ConnError::Frame(_)) => {
@@ -439,6 +451,7 @@ pub(super) fn serve_connection<H: Handler, C: CountRequests>(
             return None;
         }
         if !conn.has_buffered_frame() {
+            conn.release_idle_buffer();
             return Some(conn);
         }
     }

@@ -26,6 +26,7 @@ use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::connection::Connection;
+use super::idle_trim::IdleTrim;
 use super::in_flight;
 use super::recycle::Recycle;
 use super::serve::{
@@ -292,6 +293,9 @@ fn run<T: ThreadHandlers>(
 ) -> LoopEnd {
     let mut ready: Vec<bool> = Vec::new();
     let mut last_check = Instant::now();
+    // Booting (importing the app) freed memory; give it back before serving.
+    let mut trim = IdleTrim::default();
+    trim.now();
     loop {
         let now = Instant::now();
         pulse.beat_as_of(now, in_flight::oldest_progress());
@@ -316,6 +320,13 @@ fn run<T: ThreadHandlers>(
             .min()
             .unwrap_or(BEAT_INTERVAL)
             .min(BEAT_INTERVAL);
+        // Freed memory goes back once no thread has had work for a while.
+        let all_free = pool.busy() == 0;
+        let wait = if all_free {
+            wait.min(trim.wait())
+        } else {
+            wait
+        };
         let watched = if taking {
             listeners.len() + idle.len()
         } else {
@@ -330,13 +341,18 @@ fn run<T: ThreadHandlers>(
         let timeout =
             PollTimeout::try_from(wait + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
-            Ok(0) => continue,
+            Ok(0) => {
+                if all_free {
+                    trim.idle();
+                }
+                continue;
+            }
             Err(Errno::EINTR) => {
                 drop(fds);
                 handlers.after_signal();
                 continue;
             }
-            Ok(_) => {}
+            Ok(_) => trim.busy(),
             Err(e) => {
                 error!("poll failed: {e}");
                 return LoopEnd::Stop;
