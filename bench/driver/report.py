@@ -263,6 +263,20 @@ def _machine_section(data: dict) -> list[str]:
     return out + [""]
 
 
+HISTORY = "## History"
+
+
+def _kept_history(path: Path) -> list[str]:
+    """The History section of the results.md being replaced: hand-written notes of
+    what each change bought, kept across regenerations (it ends the file)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    at = text.find("\n" + HISTORY + "\n")
+    return text[at + 1:].rstrip().splitlines() + [""] if at >= 0 else []
+
+
 def write(data: dict, path: Path, png_name: str) -> None:
     loads = [w for w in workloads.WORKLOADS
              if any(w.name in row["points"] for row in data["rows"])]
@@ -293,4 +307,5 @@ def write(data: dict, path: Path, png_name: str) -> None:
     lines += _problems_section(data)
     lines += _how_section(data)
     lines += _machine_section(data)
+    lines += _kept_history(path)
     path.write_text("\n".join(lines).rstrip() + "\n")
