@@ -358,8 +358,13 @@ def test_instance_units_as_systemd_runs_them(workdir, nginx, scratch):
     etc = scratch / "etc"
     etc.mkdir()
     (etc / ("%s.conf.py" % instance)).write_text(conf)
+    # RuntimeDirectory=: the instance's own directory (its control socket), here under scratch.
+    runtime = scratch / "run"
+    (runtime / service_unit["RuntimeDirectory"].replace("%i", instance)).mkdir(parents=True)
+    os.chmod(runtime / service_unit["RuntimeDirectory"].replace("%i", instance), int(service_unit["RuntimeDirectoryMode"], 8))
     exec_start = service_unit["ExecStart"].replace("%i", instance)
     exec_start = exec_start.replace("/usr/bin/ferrocorn", str(FERROCORN_BIN)).replace("/etc/ferrocorn/", "%s/" % etc)
+    exec_start = exec_start.replace("/run/", "%s/" % runtime)
     systemd = FakeSystemd(scratch / "notify.sock")
     log = ServerLog(scratch / "instance.log", "ferrocorn@dedicated")
     master = activated_ferrocorn(
@@ -372,6 +377,7 @@ def test_instance_units_as_systemd_runs_them(workdir, nginx, scratch):
     try:
         ready = fields(systemd.wait_for(lambda m: "READY=1" in m))
         assert ready["MAINPID"] == str(master.pid)
+        assert (runtime / "ferrocorn" / instance / "ctl").is_socket(), "the control socket in RuntimeDirectory="
         response = requests.get(nginx.url("/dedicated/"), timeout=30)
         assert response.status_code == 200
         assert "DJANGO_SETTINGS_MODULE" in response.json()["env"], "raw_env from the example config"
