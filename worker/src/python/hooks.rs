@@ -31,26 +31,12 @@ use pyo3::types::{PyDict, PyModule};
 use super::traceback;
 use crate::logging::{self, Level};
 
-/// The stand-ins and the glue, as Python.
-const HELPERS: &str = r#"
+/// The stand-ins and the glue, as Python (after the stand-ins shared with
+/// the master's hook runner).
+const HELPERS: &str = concat!(
+    include_str!("hook_stand_ins.py"),
+    r#"
 import os, sys, time, traceback, types
-
-class Log:
-    """worker.log / server.log: lines in the error log, Gunicorn's methods."""
-    def __init__(self, emit):
-        self._emit = emit
-    def _line(self, level, msg, args, exc=False):
-        text = str(msg) % args if args else str(msg)
-        if exc and sys.exc_info()[0] is not None:
-            text += "\n" + traceback.format_exc().rstrip()
-        self._emit(level, text)
-    def debug(self, msg, *args, **kw): self._line("debug", msg, args)
-    def info(self, msg, *args, **kw): self._line("info", msg, args)
-    def warning(self, msg, *args, **kw): self._line("warning", msg, args)
-    warn = warning
-    def error(self, msg, *args, **kw): self._line("error", msg, args)
-    def critical(self, msg, *args, **kw): self._line("critical", msg, args)
-    def exception(self, msg, *args, **kw): self._line("error", msg, args, True)
 
 class Server:
     """The master (Gunicorn's arbiter) as worker hooks see it."""
@@ -112,15 +98,6 @@ def install_worker_abort(signum, worker_abort, worker, timeout, silent_for):
         os.abort()
     signal.signal(signum, on_timeout)
 
-def _value(text):
-    # As the hook runner (supervisor/hook_runner.py) spells settings.
-    if text in ("true", "false"):
-        return text == "true"
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
 def load(path, settings):
     ns = {"__file__": path, "__name__": "__config__"}
     with open(path, "rb") as f:
@@ -149,7 +126,8 @@ def before(pre_request, worker, environ, start_response):
     if pre_request is not None:
         pre_request(worker, req)
     return req, resp, recording_start_response
-"#;
+"#
+);
 
 /// Writes a hook's `log.*` line to the error log.
 #[pyfunction]

@@ -2,7 +2,8 @@
 # file, in a Python process of their own (the master runs no Python).
 #
 # Started by the master (supervisor/hook_runner.rs) as
-#   python -c THIS ferrocorn-hook-runner CONFIG_FILE SETUP_JSON
+#   python -c STAND_INS+THIS ferrocorn-hook-runner CONFIG_FILE SETUP_JSON
+# (STAND_INS: python/hook_stand_ins.py, the Log and _value it uses)
 # it runs the config file once, then answers one JSON line on stdout for
 # each JSON line on stdin:
 #   {"hook": "pre_fork", "server": {...}, "worker": {...}}  -> {"ok": true}
@@ -33,39 +34,17 @@ _reply_out = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)
 
 
-class Log:
-    """server.log: lines in ferrocorn's error log, Gunicorn's methods."""
+def _error_log_line(pid):
+    """server.log's `emit`: a line in ferrocorn's error-log format on stderr."""
 
-    def __init__(self, pid):
-        self.pid = pid
-
-    def _line(self, level, msg, args, exc=False):
+    def emit(level, text):
         if _LEVELS[level] < _min_level:
             return
-        text = str(msg) % args if args else str(msg)
-        if exc and sys.exc_info()[0] is not None:
-            text += "\n" + traceback.format_exc().rstrip()
         stamp = time.strftime("%Y-%m-%d %H:%M:%S %z")
-        line = "[%s] [%d] [%s] %s\n" % (stamp, self.pid, level.upper(), text)
+        line = "[%s] [%d] [%s] %s\n" % (stamp, pid, level.upper(), text)
         os.write(2, line.encode("utf-8", "replace"))
 
-    def debug(self, msg, *args, **kw): self._line("debug", msg, args)
-    def info(self, msg, *args, **kw): self._line("info", msg, args)
-    def warning(self, msg, *args, **kw): self._line("warning", msg, args)
-    warn = warning
-    def error(self, msg, *args, **kw): self._line("error", msg, args)
-    def critical(self, msg, *args, **kw): self._line("critical", msg, args)
-    def exception(self, msg, *args, **kw): self._line("error", msg, args, True)
-
-
-def _value(text):
-    """A setting's command-line spelling as the Python value Gunicorn's cfg holds."""
-    if text in ("true", "false"):
-        return text == "true"
-    try:
-        return int(text)
-    except ValueError:
-        return text
+    return emit
 
 
 class Server:
@@ -96,7 +75,7 @@ def _main():
         name: [_value(v) for v in values] if repeatable else _value(values[0]) if values else None
         for name, repeatable, values in _setup["settings"]
     })
-    server = Server(_setup["pid"], cfg.workers, cfg, Log(_setup["pid"]))
+    server = Server(_setup["pid"], cfg.workers, cfg, Log(_error_log_line(_setup["pid"])))
     ns = {"__file__": _path, "__name__": "__config__"}
     try:
         with open(_path, "rb") as f:

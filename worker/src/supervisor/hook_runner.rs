@@ -29,7 +29,11 @@ use serde_json::{json, Value};
 
 use crate::settings::{LogTarget, Settings};
 
-const SOURCE: &str = include_str!("hook_runner.py");
+/// The runner: the stand-ins shared with the worker's hooks, then its own code.
+const SOURCE: &str = concat!(
+    include_str!("../python/hook_stand_ins.py"),
+    include_str!("hook_runner.py")
+);
 /// The runner's marker argument (it shows in `ps`).
 pub const MARKER: &str = "ferrocorn-hook-runner";
 
