@@ -27,8 +27,10 @@ pub struct RequestHeadRef<'a> {
     pub content_length: i64,
 }
 
-/// Field numbers of `RequestHead` and `Frame.request_head`.
-mod field {
+/// Field numbers of `RequestHead`, `Header`/`Param` and `Frame.request_head`,
+/// for the hand-written encoder here and the borrowed decoder
+/// ([`crate::request_head_view`]).
+pub(crate) mod field {
     pub const FRAME_REQUEST_HEAD: u32 = 1;
     pub const PROTOCOL_VERSION: u32 = 1;
     pub const METHOD: u32 = 2;

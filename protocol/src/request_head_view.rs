@@ -18,26 +18,7 @@ use prost::Message;
 use crate::pb::{frame::Kind, Frame};
 use crate::FrameError;
 
-/// Field numbers of `RequestHead`, `Header`/`Param` and `Frame.request_head`.
-mod field {
-    pub const FRAME_REQUEST_HEAD: u32 = 1;
-    pub const PROTOCOL_VERSION: u32 = 1;
-    pub const METHOD: u32 = 2;
-    pub const URI: u32 = 3;
-    pub const PATH: u32 = 4;
-    pub const QUERY_STRING: u32 = 5;
-    pub const PROTOCOL: u32 = 6;
-    pub const HEADERS: u32 = 7;
-    pub const SERVER_NAME: u32 = 8;
-    pub const SERVER_PORT: u32 = 9;
-    pub const REMOTE_ADDR: u32 = 10;
-    pub const REMOTE_PORT: u32 = 11;
-    pub const SCHEME: u32 = 12;
-    pub const PARAMS: u32 = 13;
-    pub const CONTENT_LENGTH: u32 = 14;
-    pub const PAIR_NAME: u32 = 1;
-    pub const PAIR_VALUE: u32 = 2;
-}
+use crate::request_head::field;
 
 /// Protobuf wire types.
 mod wire {
