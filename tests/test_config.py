@@ -104,7 +104,6 @@ def test_check_config_fails_with_4_when_the_app_does_not_load(scratch):
 REFUSED = [
     ("worker_class = 'gevent'\n", "worker_class", "gevent"),
     ("certfile = '/etc/ssl/x.pem'\n", "certfile", "TLS"),
-    ("daemon = True\n", "daemon", "systemd"),
     ("wrokers = 4\n", "wrokers", "unknown setting"),
     ("workers = 'many'\n", "--workers", "positive integer"),
     ("def ssl_context(config, default):\n    pass\n", "ssl_context", "TLS"),

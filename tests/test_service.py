@@ -399,3 +399,35 @@ def test_instance_units_as_systemd_runs_them(workdir, nginx, scratch):
         listener.close()
         if path.exists():
             path.unlink()
+
+
+def test_daemon_detaches_like_gunicorn(workdir, nginx, scratch):
+    """-D: the command returns at once, the master runs on in a session of
+    its own with no terminal and null standard streams, writes its pidfile,
+    serves, and TERM stops it and removes the pidfile."""
+    server = Ferrocorn(workdir, "dedicated", "basic:app", workers=1)
+    pidfile = scratch / "daemon.pid"
+    started = subprocess.run(
+        server.command()[:-1] + ["--daemon", "--pid", str(pidfile), server.app],
+        capture_output=True,
+        timeout=30,
+    )
+    assert (started.returncode, started.stdout, started.stderr) == (0, b"", b"")
+    pid = wait_until(lambda: pidfile.exists() and pidfile.read_text().strip() and int(pidfile.read_text()), 20)
+    assert pid, server.log.tail()
+    try:
+        fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        session, tty = int(fields[3]), int(fields[4])
+        assert session != os.getsid(0), "a session of its own"
+        assert session != pid, "not a session leader: it cannot take a terminal again"
+        assert tty == 0, "no controlling terminal"
+        for fd in (0, 1, 2):
+            assert os.readlink("/proc/%d/fd/%d" % (pid, fd)) == "/dev/null"
+        wait_until(lambda: server.sock.exists(), 20)
+        response = requests.get(nginx.url("/dedicated/pid"), timeout=30)
+        assert response.status_code == 200 and int(response.content) != pid, "a worker answered"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        assert wait_until(lambda: not os.path.exists("/proc/%d" % pid), 30), server.log.tail()
+    assert not pidfile.exists()
+    assert "Listening at" in server.log.text()

@@ -88,6 +88,8 @@ pub struct Settings {
     pub wsgi_app: Option<String>,
     /// `--preload`: import the app in the master before forking workers.
     pub preload_app: bool,
+    /// `-D`/`--daemon`: detach from the terminal before starting.
+    pub daemon: bool,
     /// `--allow-root` (or `FERROCORN_ALLOW_ROOT=1`): started as root with no
     /// `--user`, run the app as root anyway instead of refusing.
     pub allow_root: bool,
@@ -518,6 +520,23 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "daemon",
+        flags: &["-D", "--daemon"],
+        meta: "",
+        default: Some("false"),
+        repeatable: false,
+        doc: "Detach from the terminal and run in the background, as Gunicorn \
+              does: the command returns once the master has forked itself \
+              away (setsid, standard streams to /dev/null, so give \
+              --error-logfile); pair it with --pid to find the master. Under \
+              systemd, leave it off (Type=notify wants the master in the \
+              foreground).",
+        apply: |s, v| {
+            s.daemon = parse_bool(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         name: "pidfile",
         flags: &["-p", "--pid"],
         meta: "FILE",
@@ -858,6 +877,7 @@ impl Settings {
             control_socket_disable: false,
             wsgi_app: None,
             preload_app: false,
+            daemon: false,
             allow_root: false,
             hooks: Vec::new(),
             master_hooks: Vec::new(),

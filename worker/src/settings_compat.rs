@@ -31,12 +31,6 @@ static REFUSED: &[Refused] = &[
         why: "it only applies to Gunicorn's async workers",
     },
     Refused {
-        name: "daemon",
-        flags: &["-D", "--daemon"],
-        harmless: &["false"],
-        why: "ferrocorn stays in the foreground; run it under systemd (see deploy/)",
-    },
-    Refused {
         name: "certfile",
         flags: &["--certfile"],
         harmless: &[],

@@ -68,6 +68,13 @@ pub fn run(settings: Settings) -> u8 {
 }
 
 fn run_master(settings: Settings, start: StartContext) -> u8 {
+    // As Gunicorn: detach first (a master started by USR2 already is).
+    if settings.daemon && !settings.check_config && !upgrade::is_upgrade_child() {
+        if let Err(e) = super::daemon::daemonize() {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    }
     if let Err(e) = logging::init(settings.log_level, &settings.error_logfile) {
         eprintln!("Error: cannot open the error log {e}");
         return 1;

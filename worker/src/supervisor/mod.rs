@@ -5,6 +5,7 @@
 mod arbiter;
 mod check;
 pub mod control;
+mod daemon;
 pub mod heartbeat;
 pub mod hook_runner;
 pub mod listener;

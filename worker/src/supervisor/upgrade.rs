@@ -66,6 +66,12 @@ pub struct Inherited {
     pub old_master: Option<Pid>,
 }
 
+/// Whether this master was started by another one's USR2 (it inherits
+/// the sockets, and is detached already if the old one was).
+pub fn is_upgrade_child() -> bool {
+    FD_VARS.iter().any(|v| std::env::var_os(v).is_some())
+}
+
 /// Takes the inherited listening fds and the old master's pid.
 pub fn take_inherited() -> Result<Inherited, String> {
     let mut fds = Vec::new();
