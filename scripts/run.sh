@@ -57,6 +57,7 @@ stop() {
 trap stop INT TERM EXIT
 
 "$DIST/bin/ferrocorn" --bind "unix:$SOCK" --workers "$WORKERS" \
+    --control-socket "$RUN/ferrocorn.ctl" \
     --chdir "$ROOT/examples" --virtualenv "$VENV" "$APP" &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; kill -0 "${pids[0]}" 2>/dev/null || exit 1; sleep 0.1; done
@@ -71,4 +72,5 @@ done
 
 log "Ferrocorn is serving $APP through nginx: open http://127.0.0.1:$PORT/  (Ctrl-C stops)"
 log "nginx logs: $RUN/logs/"
+log "workers: $DIST/bin/ferrocorn ctl -s $RUN/ferrocorn.ctl show workers"
 wait -n "${pids[@]}" || true
