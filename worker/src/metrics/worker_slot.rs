@@ -72,9 +72,8 @@ impl WorkerSlot {
         // SAFETY: the mapping is large enough and aligned for `Slot`,
         // all-zero bytes are valid atomics, and it stays mapped until this
         // handle is dropped (the reference never escapes the handle).
-        Ok(WorkerSlot {
-            slot: unsafe { &*(ptr as *const Slot) },
-        })
+        let slot = unsafe { &*(ptr as *const Slot) };
+        Ok(WorkerSlot { slot })
     }
 
     /// The worker starts a request: `method` and `path` are shown until
