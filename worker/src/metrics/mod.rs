@@ -64,13 +64,13 @@ fn threads_in_flight() -> std::sync::MutexGuard<'static, usize> {
 pub fn request_started(method: &[u8], uri: &[u8]) {
     if let Some(slot) = worker_slot::mine() {
         let now = std::time::SystemTime::now();
-        if crate::worker::in_flight::threaded() {
+        // With threads, the count's lock also makes this the slot's one writer.
+        let _one_writer = crate::worker::in_flight::threaded().then(|| {
             let mut n = threads_in_flight();
             *n += 1;
-            slot.request_started(method, uri, now);
-        } else {
-            slot.request_started(method, uri, now);
-        }
+            n
+        });
+        slot.request_started(method, uri, now);
     }
 }
 
