@@ -206,11 +206,18 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
             Err(e) => warning!("ignoring an inherited fd that is not a listening socket: {e}"),
         }
     }
+    let owner = match service::socket_owner(identity, &settings) {
+        Ok(o) => o,
+        Err(e) => {
+            error!("{e}");
+            return 1;
+        }
+    };
     for addr in binds {
         if listeners.iter().any(|l| l.serves(addr)) {
             continue;
         }
-        match Listener::bind(addr) {
+        match Listener::bind(addr, &owner) {
             Ok(l) => {
                 info!("Listening at: {} ({})", l.addr(), getpid());
                 listeners.push(l);
@@ -221,11 +228,6 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
                 return 1;
             }
         }
-    }
-    if let Err(e) = service::own_sockets(binds, identity, &settings) {
-        error!("{e}");
-        listeners.iter().for_each(Listener::remove_socket_file);
-        return 1;
     }
     let pidfile = match settings.pidfile.as_deref().map(PidFile::create).transpose() {
         Ok(p) => p,

@@ -17,6 +17,7 @@ use nix::sys::socket::{
     accept4, bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
     SockaddrIn, SockaddrIn6, UnixAddr,
 };
+use nix::unistd::{chown, Gid, Uid};
 
 use crate::settings::BindAddr;
 
@@ -50,15 +51,26 @@ impl fmt::Display for BindError {
 
 impl std::error::Error for BindError {}
 
+/// Owner and mode a unix socket file gets between `bind` and `listen`, so
+/// that the socket takes connections only once they are final (a client
+/// that waits for the socket to answer never sees it half-owned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketFileOwner {
+    pub uid: Option<Uid>,
+    pub gid: Option<Gid>,
+    pub mode: u32,
+}
+
 impl Listener {
-    /// Binds and listens on `addr`.
-    pub fn bind(addr: &BindAddr) -> Result<Listener, BindError> {
+    /// Binds and listens on `addr`; a unix socket file gets `owner`'s
+    /// owner and mode first.
+    pub fn bind(addr: &BindAddr, owner: &SocketFileOwner) -> Result<Listener, BindError> {
         let fail = |why: String| BindError {
             addr: addr.clone(),
             why,
         };
         let fd = match addr {
-            BindAddr::Unix(path) => bind_unix(path).map_err(|e| fail(e.to_string()))?,
+            BindAddr::Unix(path) => bind_unix(path, owner).map_err(|e| fail(e.to_string()))?,
             BindAddr::Tcp { host, port } => {
                 let target = (host.as_str(), *port)
                     .to_socket_addrs()
@@ -165,7 +177,7 @@ impl AsFd for Listener {
     }
 }
 
-fn bind_unix(path: &Path) -> io::Result<OwnedFd> {
+fn bind_unix(path: &Path, owner: &SocketFileOwner) -> io::Result<OwnedFd> {
     remove_stale_socket(path)?;
     let fd = socket(
         AddressFamily::Unix,
@@ -174,9 +186,20 @@ fn bind_unix(path: &Path) -> io::Result<OwnedFd> {
         None,
     )?;
     bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
-    // Owner only until the master sets --bind-mode and the group
-    // (service::own_sockets), so nobody else connects in between.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    // Connections are refused until listen(): the file is given away
+    // first, so whoever can connect sees its final owner and mode.
+    let give = || -> io::Result<()> {
+        if owner.uid.is_some() || owner.gid.is_some() {
+            chown(path, owner.uid, owner.gid)
+                .map_err(|e| io::Error::other(format!("cannot chown {}: {e}", path.display())))?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(owner.mode))
+            .map_err(|e| io::Error::other(format!("cannot chmod {}: {e}", path.display())))
+    };
+    if let Err(e) = give() {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
     listen(&fd, Backlog::new(BACKLOG)?)?;
     Ok(fd)
 }
@@ -238,19 +261,44 @@ mod tests {
         dir.join(name)
     }
 
+    const PRIVATE: SocketFileOwner = SocketFileOwner {
+        uid: None,
+        gid: None,
+        mode: 0o600,
+    };
+
     #[test]
-    fn unix_socket_starts_private_and_replaces_a_stale_one() {
+    fn unix_socket_has_its_owner_and_mode_once_it_listens() {
+        use std::os::unix::fs::MetadataExt;
+        let path = tmp("owned.sock");
+        let nobody = nix::unistd::Gid::from_raw(65534);
+        let owner = SocketFileOwner {
+            uid: None,
+            gid: Some(nobody),
+            mode: 0o640,
+        };
+        let listener = Listener::bind(&BindAddr::Unix(path.clone()), &owner).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        if nix::unistd::Uid::effective().is_root() {
+            assert_eq!(meta.gid(), 65534);
+        }
+        listener.remove_socket_file();
+    }
+
+    #[test]
+    fn unix_socket_replaces_a_stale_one_but_not_a_live_one() {
         let path = tmp("a.sock");
         let addr = BindAddr::Unix(path.clone());
-        let first = Listener::bind(&addr).unwrap();
+        let first = Listener::bind(&addr, &PRIVATE).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         // A live listener is "in use".
-        let err = Listener::bind(&addr).unwrap_err().to_string();
+        let err = Listener::bind(&addr, &PRIVATE).unwrap_err().to_string();
         assert!(err.contains("another server"), "{err}");
         // Once it is gone, its file is stale and replaced.
         drop(first);
-        let second = Listener::bind(&addr).unwrap();
+        let second = Listener::bind(&addr, &PRIVATE).unwrap();
         let _client = UnixStream::connect(&path).unwrap();
         assert!(second.accept().is_ok());
         second.remove_socket_file();
@@ -261,7 +309,7 @@ mod tests {
     fn a_regular_file_is_never_removed() {
         let path = tmp("not-a-socket");
         std::fs::write(&path, b"keep me").unwrap();
-        let err = Listener::bind(&BindAddr::Unix(path.clone()))
+        let err = Listener::bind(&BindAddr::Unix(path.clone()), &PRIVATE)
             .unwrap_err()
             .to_string();
         assert!(err.contains("is not a socket"), "{err}");
@@ -270,10 +318,13 @@ mod tests {
 
     #[test]
     fn tcp_listener_accepts_nonblocking() {
-        let l = Listener::bind(&BindAddr::Tcp {
-            host: "127.0.0.1".into(),
-            port: 0,
-        })
+        let l = Listener::bind(
+            &BindAddr::Tcp {
+                host: "127.0.0.1".into(),
+                port: 0,
+            },
+            &PRIVATE,
+        )
         .unwrap();
         assert_eq!(l.accept().unwrap_err(), nix::errno::Errno::EAGAIN);
         let _c = std::net::TcpStream::connect(("127.0.0.1", local_port(&l))).unwrap();

@@ -1,13 +1,14 @@
 //! Running as a system service: the umask, the pidfile, the environment
 //! from `raw_env`, and the user and group workers switch to after fork.
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{umask, Mode};
-use nix::unistd::{chown, setgid, setgroups, setuid, Gid, Group, Uid, User};
+use nix::unistd::{setgid, setgroups, setuid, Gid, Group, Uid, User};
 
-use crate::settings::{BindAddr, Settings};
+use super::listener::SocketFileOwner;
+use crate::settings::Settings;
 
 /// Who workers run as, resolved once by the master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,26 +66,19 @@ fn resolve_group(group: &str) -> Result<Gid, String> {
     }
 }
 
-/// Sets the mode of the unix socket files (`--bind-mode`) and gives them
-/// to the workers' user and to `--bind-group` (else the workers' group),
-/// as Gunicorn gives them to its workers.
-pub fn own_sockets(binds: &[BindAddr], who: Identity, settings: &Settings) -> Result<(), String> {
-    let group = match settings.bind_group.as_deref() {
+/// Owner and mode of the unix socket files: `--bind-mode`, the workers'
+/// user, and `--bind-group` (else the workers' group), as Gunicorn gives
+/// them to its workers.
+pub fn socket_owner(who: Identity, settings: &Settings) -> Result<SocketFileOwner, String> {
+    let gid = match settings.bind_group.as_deref() {
         Some(g) => Some(resolve_group(g).map_err(|e| e.replace("--group", "--bind-group"))?),
         None => who.gid,
     };
-    let mode = socket_mode(settings);
-    for bind in binds {
-        if let BindAddr::Unix(path) = bind {
-            if who.uid.is_some() || group.is_some() {
-                chown(path, who.uid, group)
-                    .map_err(|e| format!("cannot chown {}: {e}", path.display()))?;
-            }
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
-        }
-    }
-    Ok(())
+    Ok(SocketFileOwner {
+        uid: who.uid,
+        gid,
+        mode: socket_mode(settings),
+    })
 }
 
 /// `--bind-mode`, or its default: 0660 when `--bind-group` names nginx's

@@ -452,6 +452,7 @@ mod tests {
     use super::*;
     use crate::settings::BindAddr;
     use crate::supervisor::heartbeat::Heartbeat;
+    use crate::supervisor::listener::SocketFileOwner;
     use crate::worker::connection::Direct;
     use crate::worker::response::{PendingHead, ResponseWriter};
     use crate::worker::response_head::HeadFields;
@@ -573,7 +574,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ferrocorn-pool-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("pool.sock");
-        let listener = Listener::bind(&BindAddr::Unix(path.clone())).unwrap();
+        let listener = Listener::bind(
+            &BindAddr::Unix(path.clone()),
+            &SocketFileOwner {
+                uid: None,
+                gid: None,
+                mode: 0o600,
+            },
+        )
+        .unwrap();
         let clients: Vec<_> = (0..8)
             .map(|_| {
                 let path = path.clone();
