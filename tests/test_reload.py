@@ -23,6 +23,12 @@ def application(environ, start_response):
 '''
 
 
+HOOKS = """
+def worker_int(worker):
+    worker.log.info("hook worker_int pid=%s", worker.pid)
+"""
+
+
 class Traffic:
     """GET requests in a loop from a thread until stopped: every status and body seen."""
 
@@ -64,8 +70,10 @@ def test_edited_code_is_served_after_a_reload_with_no_failed_request(start_dedic
     page = scratch / "page.txt"
     app.write_text(APP.format(version="v1"))
     page.write_text("first page")
+    conf = scratch / "reload.conf.py"
+    conf.write_text(HOOKS)
     stack = start_dedicated("reloadapp:application", extra_args=[
-        "--reload", "--reload-extra-file", str(page), "--pythonpath", str(scratch)])
+        "--reload", "--reload-extra-file", str(page), "--pythonpath", str(scratch), "-c", str(conf)])
     master = stack.ferrocorn
     assert served(stack)[1].startswith("v1|first page|")
     both_workers_serve(stack)
@@ -85,6 +93,8 @@ def test_edited_code_is_served_after_a_reload_with_no_failed_request(start_dedic
     assert {body.split("|")[0] for _, body in seen} <= {"v1", "v2 (edited)"}
     assert {body.split("|")[0] for _, body in seen[-10:]} == {"v2 (edited)"}
     master.wait_for_log(r"Worker reloading: %s modified" % app, since=mark)
+    # Each restarted worker ran worker_int on its way out, as under Gunicorn.
+    assert wait_until(lambda: master.logs(mark).count("hook worker_int") >= 2, 10), master.logs(mark)
     assert "was sent" not in master.logs(mark) and "exited with code" not in master.logs(mark)
 
     # An extra file (a template read at import) reloads the workers too.

@@ -12,7 +12,8 @@
 //!   the request a 500, as in Gunicorn);
 //! - `post_request(worker, req, environ, resp)`: after the response
 //!   (raising is logged);
-//! - `worker_int(worker)`: on SIGINT/SIGQUIT, before the worker quits;
+//! - `worker_int(worker)`: on SIGINT/SIGQUIT, before the worker quits,
+//!   and when `--reload` restarts it (as Gunicorn's reloader calls it);
 //! - `worker_abort(worker)`: past `--timeout`, when the interpreter gets
 //!   control: the master sends a real-time signal first
 //!   ([`crate::signals::worker_abort_signal`]) whose Python-level handler

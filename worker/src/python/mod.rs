@@ -92,7 +92,8 @@ pub fn boot(
     })
 }
 
-/// Runs `worker_int` (on SIGINT/SIGQUIT) if the config file defines it;
+/// Runs `worker_int` (on SIGINT/SIGQUIT, or a `--reload` restart) if the
+/// config file defines it;
 /// false when it does not.
 pub fn run_worker_int(app: &WsgiApp) -> bool {
     match app.hooks().filter(|h| h.has_worker_int()) {

@@ -183,7 +183,9 @@ fn run_worker(boot: WorkerBoot, queue: SignalQueue) -> i32 {
     } else {
         worker::serve(&boot.listeners, &mut pulse, &config, &mut recycle, &mut app);
     }
-    if signals::quit_requested() && python::run_worker_int(&app) {
+    if worker::reloading() {
+        python::run_worker_int(&app);
+    } else if signals::quit_requested() && python::run_worker_int(&app) {
         python::run_worker_exit(&app);
         return 0; // quick: no interpreter shutdown
     }

@@ -17,5 +17,5 @@ pub use connection::{Blocker, ConnError, Connection, Direct};
 pub use recycle::Recycle;
 pub use response::{PendingHead, ResponseWriter, WriteError};
 pub use response_head::HeadFields;
-pub use serve::{serve, Handler, ServeConfig};
+pub use serve::{reloading, serve, Handler, ServeConfig};
 pub use serve_threaded::{serve_threaded, ThreadHandlers};

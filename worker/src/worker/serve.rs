@@ -163,6 +163,15 @@ pub fn serve<H: Handler>(
     }
 }
 
+/// Set once a reason to restart (`--reload`) ended the loop.
+static RELOADING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this worker stopped serving to reload (a changed file): it
+/// then runs `worker_int` on its way out, as Gunicorn's reloader does.
+pub fn reloading() -> bool {
+    RELOADING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Why a serving loop ends.
 pub(super) enum LoopEnd {
     /// SIGINT/SIGQUIT with a `worker_int` hook: nothing more is served.
@@ -204,6 +213,7 @@ pub(super) fn between_requests(
         if let Some(why) = restart_reason() {
             // Like recycling: the master starts a fresh worker.
             info!("Worker reloading: {why}");
+            RELOADING.store(true, std::sync::atomic::Ordering::Relaxed);
             return Some(LoopEnd::Stop);
         }
     }
