@@ -183,6 +183,52 @@ def test_worker_add_remove_and_kill(start_dedicated):
     assert server.worker_pids() == replaced
 
 
+def test_commands_from_standard_input_and_a_terminal_prompt(start_dedicated):
+    """No command: one per line from stdin (gunicornc's interactive mode), a mistyped one explained
+    and skipped, nothing after `quit` run; on a terminal, a banner and a prompt."""
+    stack = start_dedicated()
+    server = stack.ferrocorn
+    script = "show listeners\n\nworker   add\nshow everything\nquit\nworker add\n"
+    result = subprocess.run([str(FERROCORN_BIN), "ctl", "-s", str(server.ctl)], input=script,
+                            capture_output=True, text=True, timeout=30)
+    # The mistyped line makes the exit status 1; the others ran, in order.
+    assert result.returncode == 1, result
+    assert result.stdout == "listeners: unix:%s\nadded: 1\nprevious: 2\ntarget: 3\n" % server.sock, result
+    assert result.stderr == "Error: unknown command: show everything (try help)\n", result
+    assert wait_until(lambda: len(server.worker_pids()) == 3, 30), server.worker_pids()
+    # gunicornc's -c takes the command as one argument.
+    code, out, err = ctl(server, "-c", "worker remove")
+    assert (code, json.loads(out)["data"]) == (0, {"removed": 1, "previous": 3, "target": 2}), err
+
+    # On a terminal: the banner, then a prompt before each command.
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([str(FERROCORN_BIN), "ctl", "-s", str(server.ctl)], stdin=follower,
+                            stdout=follower, stderr=follower)
+    os.close(follower)
+    os.write(leader, b"show listeners\nquit\n")
+    assert proc.wait(timeout=30) == 0
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    text = seen.decode().replace("\r\n", "\n")
+    assert "Connected to %s\nType 'help' for available commands, 'quit' to exit.\n" % server.ctl in text, text
+    assert "ferrocorn> listeners: unix:%s\nferrocorn> " % server.sock in text, text
+
+    # A wrong path is said at once, before any command is read.
+    result = subprocess.run([str(FERROCORN_BIN), "ctl", "-s", str(server.ctl) + ".missing"], input="show stats\n",
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and result.stdout == "" and "no control socket at" in result.stderr, result
+
+
 def test_reload_and_reopen_act_as_hup_and_usr1(start_dedicated, scratch):
     stack = start_dedicated()
     server = stack.ferrocorn
@@ -386,8 +432,8 @@ def test_bad_control_socket_values_stop_the_start(scratch):
 
 
 def test_client_mistakes_and_a_stale_socket(scratch):
-    result = subprocess.run([str(FERROCORN_BIN), "ctl"], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2 and result.stderr.startswith("Error: missing the command\n\nusage: ferrocorn ctl")
+    result = subprocess.run([str(FERROCORN_BIN), "ctl", "-c"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and result.stderr.startswith("Error: -c needs a value (COMMAND)\n\nusage: ferrocorn ctl")
     result = subprocess.run([str(FERROCORN_BIN), "ctl", "show", "everything"], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 2 and "unknown command: show everything" in result.stderr

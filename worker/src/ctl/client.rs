@@ -1,11 +1,14 @@
-//! `ferrocorn ctl [--control-socket PATH] [--json] COMMAND...`: sends one
-//! command to a running master and prints its reply. Exit codes: 0 done,
-//! 1 the server refused or could not be reached, 2 a usage mistake.
+//! `ferrocorn ctl [--control-socket PATH] [--json] [COMMAND...]`: sends one
+//! command to a running master and prints its reply; with no command, reads
+//! commands from standard input, one per line, with a prompt when that is a
+//! terminal (`gunicornc`'s interactive mode). Exit codes: 0 done, 1 the
+//! server refused (any command, in interactive mode) or could not be
+//! reached, 2 a usage mistake.
 
 use std::ffi::OsString;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,7 +26,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 struct Invocation {
     socket: PathBuf,
     json: bool,
-    command: String,
+    /// None: commands come from standard input.
+    command: Option<String>,
 }
 
 /// Runs `ferrocorn ctl` with the arguments after `ctl`.
@@ -39,7 +43,10 @@ pub fn main(args: &[OsString]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match ask(&invocation) {
+    let Some(command) = invocation.command.as_deref() else {
+        return interactive(&invocation);
+    };
+    match ask(&invocation.socket, command) {
         Ok(reply) => print_reply(&invocation, &reply),
         Err(e) => {
             eprintln!("Error: {e}");
@@ -48,12 +55,78 @@ pub fn main(args: &[OsString]) -> ExitCode {
     }
 }
 
+/// Commands from standard input, each on its own connection (the master
+/// drops a client silent for 10 s; a person at a prompt is slower). A
+/// mistyped command is explained and the next one read; `quit`, `exit` or
+/// the end of input stops.
+fn interactive(invocation: &Invocation) -> ExitCode {
+    let terminal = io::stdin().is_terminal();
+    // Reached once first, so a wrong path is said before anything is typed.
+    if let Err(e) = connect(&invocation.socket) {
+        eprintln!("Error: {e}");
+        return ExitCode::from(1);
+    }
+    if terminal {
+        println!(
+            "Connected to {}\nType 'help' for available commands, 'quit' to exit.\n",
+            invocation.socket.display()
+        );
+    }
+    let mut failed = false;
+    let mut lines = io::stdin().lock().lines();
+    loop {
+        if terminal {
+            print!("ferrocorn> ");
+            let _ = io::stdout().flush();
+        }
+        let line = match lines.next() {
+            Some(Ok(line)) => line,
+            Some(Err(e)) => {
+                eprintln!("Error: reading standard input: {e}");
+                return ExitCode::from(1);
+            }
+            None => {
+                if terminal {
+                    println!();
+                }
+                break;
+            }
+        };
+        let command = one_spaced(&line);
+        match command.as_str() {
+            "" => continue,
+            "quit" | "exit" => break,
+            _ => {}
+        }
+        if let Err(e) = protocol::Command::parse(&command) {
+            eprintln!("Error: {e}");
+            failed = true;
+            continue;
+        }
+        let done = match ask(&invocation.socket, &command) {
+            Ok(reply) => print_reply(invocation, &reply) == ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                false
+            }
+        };
+        failed |= !done;
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn usage() -> String {
     let mut out = format!(
-        "usage: ferrocorn ctl [--control-socket PATH] [--json] COMMAND...\n\n\
+        "usage: ferrocorn ctl [--control-socket PATH] [--json] [COMMAND...]\n\n\
          Sends COMMAND to a running ferrocorn over its control socket \
-         (default: ./{DEFAULT_CONTROL_SOCKET}).\n\n\
+         (default: ./{DEFAULT_CONTROL_SOCKET}). With no COMMAND, reads commands \
+         from standard input, one per line, until 'quit' or its end.\n\n\
          options:\n  -s, --control-socket PATH   the server's --control-socket\n  \
+         -c, --command COMMAND       the command, as one argument (gunicornc's -c)\n  \
          -j, --json                  print the reply as the server sent it (JSON)\n  \
          -h, --help                  this text\n\ncommands:\n"
     );
@@ -67,7 +140,7 @@ fn usage() -> String {
 fn parse_args(args: &[OsString]) -> Result<Option<Invocation>, String> {
     let mut socket = PathBuf::from(DEFAULT_CONTROL_SOCKET);
     let mut json = false;
-    let mut words = Vec::new();
+    let mut words: Vec<&str> = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let arg = arg
@@ -82,6 +155,12 @@ fn parse_args(args: &[OsString]) -> Result<Option<Invocation>, String> {
                     .ok_or_else(|| format!("{arg} needs a value (PATH)"))?
                     .into();
             }
+            "-c" | "--command" => words.push(
+                args.next()
+                    .ok_or_else(|| format!("{arg} needs a value (COMMAND)"))?
+                    .to_str()
+                    .ok_or_else(|| format!("the {arg} value is not valid UTF-8"))?,
+            ),
             _ if arg.starts_with("--control-socket=") => {
                 socket = arg["--control-socket=".len()..].into();
             }
@@ -89,12 +168,14 @@ fn parse_args(args: &[OsString]) -> Result<Option<Invocation>, String> {
             _ => words.push(arg),
         }
     }
-    if words.is_empty() {
-        return Err("missing the command".into());
-    }
-    let command = words.join(" ");
-    // Checked here too, so a typo needs no server to be explained.
-    protocol::Command::parse(&command)?;
+    let command = if words.is_empty() {
+        None
+    } else {
+        let command = one_spaced(&words.join(" "));
+        // Checked here too, so a typo needs no server to be explained.
+        protocol::Command::parse(&command)?;
+        Some(command)
+    };
     Ok(Some(Invocation {
         socket,
         json,
@@ -102,10 +183,15 @@ fn parse_args(args: &[OsString]) -> Result<Option<Invocation>, String> {
     }))
 }
 
-/// Sends the command and returns the reply.
-fn ask(invocation: &Invocation) -> Result<Value, String> {
-    let path = invocation.socket.display();
-    let mut stream = UnixStream::connect(&invocation.socket).map_err(|e| match e.kind() {
+/// The command's words, one space apart (as the master compares them).
+fn one_spaced(command: &str) -> String {
+    command.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Connects to the control socket, saying in words why it cannot.
+fn connect(socket: &Path) -> Result<UnixStream, String> {
+    let path = socket.display();
+    UnixStream::connect(socket).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => format!(
             "no control socket at {path}: is ferrocorn running with this one? \
              (it is made in the server's --chdir directory unless --control-socket \
@@ -118,14 +204,20 @@ fn ask(invocation: &Invocation) -> Result<Value, String> {
             format!("permission denied on {path}: only the server's user and root may use it")
         }
         _ => format!("cannot connect to {path}: {e}"),
-    })?;
+    })
+}
+
+/// Sends the command and returns the reply.
+fn ask(socket: &Path, command: &str) -> Result<Value, String> {
+    let path = socket.display();
+    let mut stream = connect(socket)?;
     let io_error = |e: io::Error| format!("talking to {path}: {e}");
     stream
         .set_read_timeout(Some(REPLY_TIMEOUT))
         .map_err(io_error)?;
     // A server that refuses the connection answers and closes at once: the
     // write may then fail, but its error reply is still there to read.
-    let sent = stream.write_all(&protocol::request_line(1, &invocation.command));
+    let sent = stream.write_all(&protocol::request_line(1, command));
     let mut line = String::new();
     let read = BufReader::new(&stream).read_line(&mut line);
     if !line.ends_with('\n') {
@@ -177,7 +269,7 @@ mod tests {
             Ok(Some(Invocation {
                 socket: "/run/x.ctl".into(),
                 json: true,
-                command: "show workers".into()
+                command: Some("show workers".into())
             }))
         );
         assert_eq!(
@@ -192,11 +284,21 @@ mod tests {
             PathBuf::from("ferrocorn.ctl")
         );
         assert_eq!(parse(&["--help"]), Ok(None));
+        // gunicornc's -c: the command as one argument.
+        assert_eq!(
+            parse(&["-c", "worker  kill 12", "-j"])
+                .unwrap()
+                .unwrap()
+                .command,
+            Some("worker kill 12".into())
+        );
+        // No command: read from standard input.
+        assert_eq!(parse(&["-s", "/a"]).unwrap().unwrap().command, None);
     }
 
     #[test]
     fn mistakes_are_explained_before_connecting() {
-        assert_eq!(parse(&[]).unwrap_err(), "missing the command");
+        assert!(parse(&["-c"]).unwrap_err().contains("needs a value"));
         assert!(parse(&["show"]).unwrap_err().contains("unknown command"));
         assert!(parse(&["--bogus", "help"])
             .unwrap_err()
