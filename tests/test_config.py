@@ -107,7 +107,7 @@ REFUSED = [
     ("wrokers = 4\n", "wrokers", "unknown setting"),
     ("workers = 'many'\n", "--workers", "positive integer"),
     ("def ssl_context(config, default):\n    pass\n", "ssl_context", "TLS"),
-    ("reload_engine = 'inotify'\n", "--reload-engine", "no inotify engine"),
+    ("reload_engine = 'fsevents'\n", "--reload-engine", "auto, poll or inotify"),
     ("reload_extra_files = ['/nonexistent/x.html']\n", "--reload-extra-file", "existing file"),
     ("workers = 1 / 0\n", "ZeroDivisionError", "failed"),
     ("threads = 0\n", "--threads", "positive integer"),

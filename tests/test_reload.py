@@ -3,8 +3,10 @@
 code with none failing meanwhile; a file that no longer imports gives 500s
 with the traceback (the server stays up) until it is fixed."""
 
+import os
 import threading
 
+import pytest
 import requests
 
 from servers import wait_until
@@ -65,7 +67,20 @@ def both_workers_serve(stack):
     assert wait_until(lambda: pids.add(served(stack)[1].split("|")[-1]) or len(pids) == 2, 30), pids
 
 
-def test_edited_code_is_served_after_a_reload_with_no_failed_request(start_dedicated, scratch):
+def inotify_watches(pid):
+    """How many inotify watches the process holds (from /proc/PID/fdinfo)."""
+    total = 0
+    for fd in os.listdir("/proc/%d/fdinfo" % pid):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                total += sum(1 for line in f if line.startswith("inotify wd:"))
+        except FileNotFoundError:
+            pass
+    return total
+
+
+@pytest.mark.parametrize("engine", ["inotify", "poll"])
+def test_edited_code_is_served_after_a_reload_with_no_failed_request(start_dedicated, scratch, engine):
     app = scratch / "reloadapp.py"
     page = scratch / "page.txt"
     app.write_text(APP.format(version="v1"))
@@ -73,10 +88,14 @@ def test_edited_code_is_served_after_a_reload_with_no_failed_request(start_dedic
     conf = scratch / "reload.conf.py"
     conf.write_text(HOOKS)
     stack = start_dedicated("reloadapp:application", extra_args=[
-        "--reload", "--reload-extra-file", str(page), "--pythonpath", str(scratch), "-c", str(conf)])
+        "--reload", "--reload-engine", engine, "--reload-extra-file", str(page), "--pythonpath", str(scratch),
+        "-c", str(conf)])
     master = stack.ferrocorn
     assert served(stack)[1].startswith("v1|first page|")
     both_workers_serve(stack)
+    # The engine asked for is the one at work: inotify watches on the files' directories, or none.
+    watches = [inotify_watches(pid) for pid in master.worker_pids()]
+    assert all(w > 0 for w in watches) if engine == "inotify" else watches == [0, 0], watches
     mark = master.log_marks()
 
     traffic = Traffic(stack.url("/dedicated/"))

@@ -104,6 +104,8 @@ pub struct Settings {
     pub hook_timeout: u64,
     /// `--reload`: workers restart when a loaded Python file changes.
     pub reload: bool,
+    /// `--reload-engine`: how `--reload` notices a change.
+    pub reload_engine: ReloadEngine,
     /// `--reload-extra-file`: more files whose change restarts workers.
     pub reload_extra_files: Vec<PathBuf>,
     /// Settings accepted without effect, logged as warnings at start.
@@ -124,6 +126,17 @@ impl Settings {
             })
             .collect()
     }
+}
+
+/// `--reload-engine`: how `--reload` notices that a file changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadEngine {
+    /// inotify, else polling.
+    Auto,
+    /// Modification times, once a second.
+    Poll,
+    /// inotify watches on the files' directories.
+    Inotify,
 }
 
 /// A listening address given with `--bind`.
@@ -752,14 +765,20 @@ pub static SETTINGS: &[Setting] = &[
         meta: "ENGINE",
         default: Some("auto"),
         repeatable: false,
-        doc: "How `--reload` notices changes: `auto` or `poll` (both compare \
-              modification times once a second; there is no inotify engine).",
-        apply: |_, v| match v.trim() {
-            "auto" | "poll" => Ok(()),
-            "inotify" => Err("auto or poll (ferrocorn polls modification times; \
-                              there is no inotify engine)"
-                .into()),
-            _ => Err("auto or poll".into()),
+        doc: "How `--reload` notices changes: `inotify` (the kernel tells each \
+              worker which watched directory changed), `poll` (the \
+              modification time of every loaded file, once a second), or \
+              `auto`: inotify, and polling where inotify cannot be had (its \
+              watch limit reached). Either way a worker looks between \
+              requests, at most once a second.",
+        apply: |s, v| {
+            s.reload_engine = match v.trim() {
+                "auto" => ReloadEngine::Auto,
+                "poll" => ReloadEngine::Poll,
+                "inotify" => ReloadEngine::Inotify,
+                _ => return Err("auto, poll or inotify".into()),
+            };
+            Ok(())
         },
     },
     Setting {
@@ -883,6 +902,7 @@ impl Settings {
             master_hooks: Vec::new(),
             hook_timeout: 0,
             reload: false,
+            reload_engine: ReloadEngine::Auto,
             reload_extra_files: Vec::new(),
             warnings: Vec::new(),
             effective: Vec::new(),

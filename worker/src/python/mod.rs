@@ -69,6 +69,12 @@ pub fn boot(
             _ => None,
         };
         let mut watch_also = Vec::new();
+        // An app that failed to import is served as 500s until its files
+        // change: one fixed while it was being imported must count, or the
+        // worker would wait for the next edit (the reloader's watch starts
+        // after the import). Not for an app that imported: one that writes
+        // its own modules while importing would then restart forever.
+        let import_started = std::time::SystemTime::now();
         let app = match preloaded {
             Some(p) => p.app,
             None if settings.reload => {
@@ -81,8 +87,15 @@ pub fn boot(
         let mut app = WsgiApp::new(py, app, hooks)
             .map_err(|e| BootError::Interpreter(traceback::describe(py, &e)))?;
         if settings.reload {
-            let watcher = reloader::Reloader::new(py, &settings.reload_extra_files, watch_also)
-                .map_err(|e| BootError::Interpreter(traceback::describe(py, &e)))?;
+            let failed_import_started = (!watch_also.is_empty()).then_some(import_started);
+            let watcher = reloader::Reloader::new(
+                py,
+                &settings.reload_extra_files,
+                watch_also,
+                settings.reload_engine,
+                failed_import_started,
+            )
+            .map_err(|e| BootError::Interpreter(traceback::describe(py, &e)))?;
             app.set_reloader(watcher);
         }
         if let Some(hooks) = app.hooks() {

@@ -9,7 +9,7 @@
 //! and the worker carries on.
 
 use std::os::fd::AsFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ferrocorn_protocol::request_head_view::RequestHeadView;
@@ -40,8 +40,10 @@ pub struct WsgiApp {
     environ: EnvironBuilder,
     /// Server hooks from the config file (`pre_request`, `post_request`...).
     hooks: Option<Hooks>,
-    /// `--reload`: watches the source files between requests.
-    reloader: Option<Reloader>,
+    /// `--reload`: watches the source files between requests (asked by the
+    /// serving loop's thread only; locked since the app is shared with
+    /// the pool threads).
+    reloader: Option<Mutex<Reloader>>,
 }
 
 /// One pool thread's handler (`--threads`): the shared app and hooks, and
@@ -80,7 +82,7 @@ impl WsgiApp {
 
     /// `--reload`: restart when `reloader` sees a change.
     pub fn set_reloader(&mut self, reloader: Reloader) {
-        self.reloader = Some(reloader);
+        self.reloader = Some(Mutex::new(reloader));
     }
 
     /// The config file's hooks, if any.
@@ -90,7 +92,7 @@ impl WsgiApp {
 
     /// `--reload`: the file whose change calls for a restart, if one did.
     fn reload_reason(&self) -> Option<String> {
-        let reloader = self.reloader.as_ref()?;
+        let mut reloader = self.reloader.as_ref()?.lock().ok()?;
         let file = Python::attach(|py| reloader.changed(py))?;
         Some(format!("{file} modified"))
     }

@@ -3,6 +3,7 @@
 //! serving loops (single-threaded, and with a pool of threads).
 
 pub mod connection;
+pub mod file_watch;
 mod idle_trim;
 pub mod in_flight;
 pub mod recycle;
