@@ -436,6 +436,16 @@ fn module_stream(input: &Input, data: &[u8], outcome: &Outcome) {
     }
 }
 
+/// A head outcome that outlives the buffer it was read from.
+type OwnedHead = Result<Option<(usize, pb::ResponseHead)>, module_head::HeadError>;
+
+fn owned_head(parsed: Result<Parsed<'_>, module_head::HeadError>) -> OwnedHead {
+    parsed.map(|p| match p {
+        Parsed::NeedMore => None,
+        Parsed::Head { used, head } => Some((used, head.to_owned())),
+    })
+}
+
 /// The module's head check over nginx's growing header buffer, then its
 /// body stream over the rest.
 pub fn response_head(input: &Input) {
@@ -443,9 +453,9 @@ pub fn response_head(input: &Input) {
     let mut decided = None;
     for piece in input.pieces() {
         buf.extend_from_slice(piece);
-        let parsed = module_head::parse(&buf);
+        let parsed = owned_head(module_head::parse(&buf));
         match (&decided, parsed) {
-            (None, Ok(Parsed::NeedMore)) => assert!(
+            (None, Ok(None)) => assert!(
                 buf.len() < FRAME_HEADER_LEN + MAX_FRAME_SIZE,
                 "head still incomplete after {} bytes",
                 buf.len()
@@ -457,22 +467,42 @@ pub fn response_head(input: &Input) {
     let whole = module_head::parse(&input.stream);
     match &decided {
         None => assert_eq!(whole, Ok(Parsed::NeedMore)),
-        Some(d) => assert_eq!(d, &whole, "whole and split heads differ"),
+        Some(d) => assert_eq!(
+            d,
+            &owned_head(module_head::parse(&input.stream)),
+            "whole and split heads differ"
+        ),
     }
     let Ok(Parsed::Head { used, head }) = whole else {
         return;
     };
     assert!(used <= input.stream.len());
     // What reaches nginx's header tables cannot split the client response.
-    assert!((100..=999).contains(&head.status));
+    assert!((100..=999).contains(&head.status()));
     let clean = |v: &[u8]| !v.iter().any(|&c| c == b'\r' || c == b'\n' || c == 0);
-    assert!(clean(&head.reason));
-    for h in &head.headers {
-        assert!(!h.name.is_empty() && clean(&h.name) && !h.name.contains(&b':'));
-        assert!(clean(&h.value));
+    assert!(clean(head.reason()));
+    for (name, value) in head.headers() {
+        assert!(!name.is_empty() && clean(name) && !name.contains(&b':'));
+        assert!(clean(value));
     }
-    if let Some(line) = module_head::status_line(head.status, &head.reason) {
+    if let Some(len) = module_head::status_line_len(head.reason()) {
+        let mut line = vec![0; len];
+        module_head::write_status_line(head.status(), head.reason(), &mut line);
         assert!(clean(&line));
+        assert_eq!(
+            line,
+            format!("{} ", head.status())
+                .into_bytes()
+                .into_iter()
+                .chain(head.reason().iter().copied())
+                .collect::<Vec<u8>>()
+        );
+    }
+    // Read in place or by prost, the head is what prost reads.
+    let payload = &input.stream[FRAME_HEADER_LEN..used];
+    match Frame::decode(payload).map(|f| f.kind) {
+        Ok(Some(Kind::ResponseHead(theirs))) => assert_eq!(head.to_owned(), theirs),
+        other => panic!("module read a head, prost says {other:?}"),
     }
     let rest = &input.stream[used..];
     if let Some(close) = bare_end(rest) {

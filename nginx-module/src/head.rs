@@ -2,7 +2,8 @@
 //! without nginx.
 //!
 //! [`parse`] turns the start of nginx's header buffer into a checked
-//! [`pb::ResponseHead`] or a [`HeadError`] whose `Display` is the exact
+//! [`ResponseHeadRef`] (read in place, no allocation, for what workers
+//! send) or a [`HeadError`] whose `Display` is the exact
 //! error-log line. Everything that reaches nginx's header tables has passed
 //! [`check`]: a status nginx can print, and header names and values that
 //! cannot split the client's response.
@@ -10,6 +11,7 @@
 use std::fmt;
 
 use ferrocorn_protocol::pb;
+use ferrocorn_protocol::response_head_view::ResponseHeadRef;
 use ferrocorn_protocol::response_stream::{parse_head, HeadOutcome};
 use ferrocorn_protocol::{FrameError, PROTOCOL_VERSION};
 
@@ -54,15 +56,18 @@ impl fmt::Display for HeadError {
 
 /// Outcome of looking at the header buffer.
 #[derive(Debug, PartialEq)]
-pub enum Parsed {
+pub enum Parsed<'a> {
     /// The head frame is not complete yet: read more.
     NeedMore,
     /// A valid head, `used` bytes long (body-stream bytes may follow).
-    Head { used: usize, head: pb::ResponseHead },
+    Head {
+        used: usize,
+        head: ResponseHeadRef<'a>,
+    },
 }
 
 /// Parses and checks the head frame at the start of `buf`.
-pub fn parse(buf: &[u8]) -> Result<Parsed, HeadError> {
+pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, HeadError> {
     match parse_head(buf).map_err(HeadError::Frame)? {
         None => Ok(Parsed::NeedMore),
         Some((_, HeadOutcome::Error(err))) => Err(worker_error(err)),
@@ -89,34 +94,39 @@ pub fn error_kind_name(kind: i32) -> &'static str {
 }
 
 /// Version, status, reason and every header of a decoded head.
-pub fn check(head: &pb::ResponseHead) -> Result<(), HeadError> {
-    if head.protocol_version != PROTOCOL_VERSION {
-        return Err(HeadError::Version(head.protocol_version));
+pub fn check(head: &ResponseHeadRef<'_>) -> Result<(), HeadError> {
+    if head.protocol_version() != PROTOCOL_VERSION {
+        return Err(HeadError::Version(head.protocol_version()));
     }
-    if !(100..=999).contains(&head.status) {
-        return Err(HeadError::Status(head.status));
+    if !(100..=999).contains(&head.status()) {
+        return Err(HeadError::Status(head.status()));
     }
-    if !is_field_value(&head.reason) {
+    if !is_field_value(head.reason()) {
         return Err(HeadError::Reason);
     }
-    for h in &head.headers {
-        if !is_token(&h.name) || !is_field_value(&h.value) {
-            return Err(HeadError::Header(h.name.to_vec()));
+    for (name, value) in head.headers() {
+        if !is_token(name) || !is_field_value(value) {
+            return Err(HeadError::Header(name.to_vec()));
         }
     }
     Ok(())
 }
 
-/// `"200 OK"`: what nginx puts after `HTTP/1.1 `. `None` for an empty
-/// reason: nginx then prints its own phrase for the code.
-pub fn status_line(status: u32, reason: &[u8]) -> Option<Vec<u8>> {
-    if reason.is_empty() {
-        return None;
-    }
-    let mut line = status.to_string().into_bytes();
-    line.push(b' ');
-    line.extend_from_slice(reason);
-    Some(line)
+/// Length of the status line nginx puts after `HTTP/1.1 ` (`"200 OK"`).
+/// `None` for an empty reason: nginx then prints its own phrase for the code.
+pub fn status_line_len(reason: &[u8]) -> Option<usize> {
+    (!reason.is_empty()).then_some(4 + reason.len())
+}
+
+/// Writes the status line of a checked head (three status digits, a
+/// space, the reason) into `out`, [`status_line_len`] bytes long.
+pub fn write_status_line(status: u32, reason: &[u8], out: &mut [u8]) {
+    debug_assert!((100..=999).contains(&status));
+    out[0] = b'0' + (status / 100) as u8;
+    out[1] = b'0' + (status / 10 % 10) as u8;
+    out[2] = b'0' + (status % 10) as u8;
+    out[3] = b' ';
+    out[4..4 + reason.len()].copy_from_slice(reason);
 }
 
 /// Responses nginx sends without a body: the worker still ends them with
@@ -180,7 +190,7 @@ mod tests {
             parse(&with_body),
             Ok(Parsed::Head {
                 used: bytes.len(),
-                head: h
+                head: ResponseHeadRef::Owned(h)
             })
         );
     }
@@ -221,6 +231,10 @@ mod tests {
         ));
     }
 
+    fn check(h: &ResponseHead) -> Result<(), HeadError> {
+        super::check(&ResponseHeadRef::Owned(h.clone()))
+    }
+
     #[test]
     fn status_and_headers_are_checked() {
         assert_eq!(check(&head(99, &[])), Err(HeadError::Status(99)));
@@ -241,12 +255,16 @@ mod tests {
 
     #[test]
     fn status_line_joins_code_and_reason() {
-        assert_eq!(status_line(200, b"OK").unwrap(), b"200 OK");
-        assert_eq!(
-            status_line(418, b"I'm a teapot").unwrap(),
-            b"418 I'm a teapot"
-        );
-        assert_eq!(status_line(200, b""), None);
+        let line = |status, reason: &[u8]| {
+            let mut out = vec![0; status_line_len(reason)?];
+            write_status_line(status, reason, &mut out);
+            Some(out)
+        };
+        assert_eq!(line(200, b"OK").unwrap(), b"200 OK");
+        assert_eq!(line(418, b"I'm a teapot").unwrap(), b"418 I'm a teapot");
+        assert_eq!(line(999, b"x").unwrap(), b"999 x");
+        assert_eq!(line(100, b"y").unwrap(), b"100 y");
+        assert_eq!(line(200, b""), None);
     }
 
     #[test]

@@ -45,28 +45,30 @@ pub unsafe extern "C" fn process_header(r: *mut ngx_http_request_t) -> ngx_int_t
         }
     };
 
-    u.headers_in.status_n = h.status as usize;
+    let status = h.status();
+    u.headers_in.status_n = status as usize;
     // SAFETY: u->state is NULL or this attempt's state record.
     if let Some(state) = unsafe { u.state.as_mut() } {
         if state.status == 0 {
-            state.status = h.status as usize;
+            state.status = status as usize;
         }
     }
-    if let Some(line) = head::status_line(h.status, &h.reason) {
-        // SAFETY: request pool allocation of `line.len()` bytes.
-        let data = unsafe { ngx_pnalloc(r.pool, line.len()) }.cast::<u8>();
+    if let Some(len) = head::status_line_len(h.reason()) {
+        // SAFETY: request pool allocation of `len` bytes.
+        let data = unsafe { ngx_pnalloc(r.pool, len) }.cast::<u8>();
         if data.is_null() {
             return ERROR;
         }
-        // SAFETY: `data` has room for the line; distinct regions.
-        unsafe { core::ptr::copy_nonoverlapping(line.as_ptr(), data, line.len()) };
+        // SAFETY: `data` holds `len` bytes, ours alone.
+        let out = unsafe { core::slice::from_raw_parts_mut(data, len) };
+        head::write_status_line(status, h.reason(), out);
         u.headers_in.status_line.data = data;
-        u.headers_in.status_line.len = line.len();
+        u.headers_in.status_line.len = len;
     }
-    ngx_log_debug!(mask: DebugMask::Http, log, "ferrocorn status {}", h.status);
+    ngx_log_debug!(mask: DebugMask::Http, log, "ferrocorn status {}", status);
 
-    for header in &h.headers {
-        let rc = push_header(r, u, &header.name, &header.value);
+    for (name, value) in h.headers() {
+        let rc = push_header(r, u, name, value);
         if rc != OK {
             return rc;
         }
@@ -79,7 +81,7 @@ pub unsafe extern "C" fn process_header(r: *mut ngx_http_request_t) -> ngx_int_t
     // after the header: consume its response_end now, so the connection is
     // known to be idle and may be kept alive.
     let is_head = r.method == NGX_HTTP_HEAD as usize;
-    let bare = head::is_header_only(is_head, h.status)
+    let bare = head::is_header_only(is_head, status)
         .then(|| bare_end(&buf[used..]))
         .flatten();
     if let Some(close) = bare {

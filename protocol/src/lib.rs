@@ -21,6 +21,7 @@ pub mod body;
 pub mod frame;
 pub mod request_head;
 pub mod request_head_view;
+pub mod response_head_view;
 pub mod response_stream;
 
 /// Generated protobuf types of `proto/ferrocorn.proto`.

@@ -21,7 +21,7 @@ use crate::FrameError;
 use crate::request_head::field;
 
 /// Protobuf wire types.
-mod wire {
+pub(crate) mod wire {
     pub const VARINT: u8 = 0;
     pub const FIXED64: u8 = 1;
     pub const LEN: u8 = 2;
@@ -32,7 +32,7 @@ mod wire {
 
 /// prost's nesting limit (`RECURSION_LIMIT`), counted the same way: the
 /// frame is at 100, each message or group one level deeper.
-const RECURSION_LIMIT: u32 = 100;
+pub(crate) const RECURSION_LIMIT: u32 = 100;
 
 /// The `RequestHead` message bytes of a frame payload (prefix removed) when
 /// the payload is exactly one `request_head` member; `None` otherwise (not
@@ -217,7 +217,7 @@ impl<'a> RequestHeadView<'a> {
 /// A `Header` or `Param` message: (name, value), last occurrence winning,
 /// unknown fields skipped.
 #[inline]
-fn pair(message: &[u8], depth: u32) -> Result<(&[u8], &[u8]), FrameError> {
+pub(crate) fn pair(message: &[u8], depth: u32) -> Result<(&[u8], &[u8]), FrameError> {
     // What every sender writes: name then value, short lengths, or
     // nothing after a name (an empty value is left out).
     if let [0x0a, n, rest @ ..] = message {
@@ -269,7 +269,7 @@ pub struct Pairs<'a> {
 }
 
 impl<'a> Pairs<'a> {
-    fn new(message: &'a [u8], from: usize, field: u32) -> Pairs<'a> {
+    pub(crate) fn new(message: &'a [u8], from: usize, field: u32) -> Pairs<'a> {
         Pairs {
             reader: Reader {
                 buf: message,
@@ -304,7 +304,7 @@ fn malformed(why: &str) -> FrameError {
 }
 
 #[inline(always)]
-fn expect_wire(actual: u8, expected: u8) -> Result<(), FrameError> {
+pub(crate) fn expect_wire(actual: u8, expected: u8) -> Result<(), FrameError> {
     if actual == expected {
         Ok(())
     } else {
@@ -319,7 +319,7 @@ fn wrong_wire(actual: u8, expected: u8) -> FrameError {
     ))
 }
 
-fn check_depth(depth: u32) -> Result<(), FrameError> {
+pub(crate) fn check_depth(depth: u32) -> Result<(), FrameError> {
     if depth == 0 {
         Err(malformed("recursion limit reached"))
     } else {
@@ -329,19 +329,19 @@ fn check_depth(depth: u32) -> Result<(), FrameError> {
 
 /// A cursor over protobuf wire bytes.
 #[derive(Debug, Clone)]
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn at_end(&self) -> bool {
+    pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
     /// A base-128 varint of at most 10 bytes, the 10th below 2 (prost's rule).
     #[inline(always)]
-    fn varint(&mut self) -> Result<u64, FrameError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, FrameError> {
         // Most varints here (keys, lengths of names and values) are one byte.
         match self.buf.get(self.pos) {
             Some(&byte) if byte < 0x80 => {
@@ -373,7 +373,7 @@ impl<'a> Reader<'a> {
 
     /// A field key: (tag, wire type), refusing what prost refuses.
     #[inline(always)]
-    fn key(&mut self) -> Result<(u32, u8), FrameError> {
+    pub(crate) fn key(&mut self) -> Result<(u32, u8), FrameError> {
         let key = self.varint()?;
         if key > u64::from(u32::MAX) {
             return Err(malformed("invalid key value"));
@@ -400,13 +400,13 @@ impl<'a> Reader<'a> {
     }
 
     #[inline(always)]
-    fn len_delimited(&mut self) -> Result<&'a [u8], FrameError> {
+    pub(crate) fn len_delimited(&mut self) -> Result<&'a [u8], FrameError> {
         let len = self.varint()?;
         self.take(len)
     }
 
     /// Skips an unknown field as prost's `skip_field` does, groups included.
-    fn skip(&mut self, tag: u32, wire_type: u8, depth: u32) -> Result<(), FrameError> {
+    pub(crate) fn skip(&mut self, tag: u32, wire_type: u8, depth: u32) -> Result<(), FrameError> {
         check_depth(depth)?;
         let len = match wire_type {
             wire::VARINT => {

@@ -15,25 +15,35 @@ use prost::Message;
 use crate::body::{BodyKind, MAX_PREFIX_LEN};
 use crate::frame::{self, check_len, kind_name, FrameError, FRAME_HEADER_LEN};
 use crate::pb::{self, frame::Kind};
+use crate::response_head_view::{response_head_message, ResponseHeadRef, ResponseHeadView};
 
 /// What the first frame of a response was.
 #[derive(Debug, PartialEq)]
-pub enum HeadOutcome {
-    Head(pb::ResponseHead),
+pub enum HeadOutcome<'a> {
+    /// Read in place when the frame is the plain shape, else by prost.
+    Head(ResponseHeadRef<'a>),
     /// The worker failed before it had a status (e.g. version mismatch).
     Error(pb::Error),
 }
 
 /// Parses the head frame at the start of `buf`. `Ok(None)`: need more bytes.
 /// On success returns the frame's total length, so the caller can advance.
-pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, HeadOutcome)>, FrameError> {
+pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, HeadOutcome<'_>)>, FrameError> {
     let Some(total) = frame::check(buf)? else {
         return Ok(None);
     };
     let payload = &buf[FRAME_HEADER_LEN..total];
+    if let Some(view) =
+        response_head_message(payload).and_then(|m| ResponseHeadView::decode(m).ok())
+    {
+        return Ok(Some((
+            total,
+            HeadOutcome::Head(ResponseHeadRef::View(view)),
+        )));
+    }
     let frame = pb::Frame::decode(payload).map_err(|e| FrameError::Malformed(e.to_string()))?;
     let outcome = match frame.kind {
-        Some(Kind::ResponseHead(head)) => HeadOutcome::Head(head),
+        Some(Kind::ResponseHead(head)) => HeadOutcome::Head(ResponseHeadRef::Owned(head)),
         Some(Kind::Error(err)) => HeadOutcome::Error(err),
         Some(other) => return Err(unexpected(&other, "response_head")),
         None => return Err(FrameError::Malformed("no frame member set".into())),
@@ -310,7 +320,7 @@ mod tests {
         with_body.extend(body_stream(&[b"x"]));
         let (used, outcome) = parse_head(&with_body).unwrap().unwrap();
         assert_eq!(used, head.len());
-        assert!(matches!(outcome, HeadOutcome::Head(h) if h.status == 200));
+        assert!(matches!(outcome, HeadOutcome::Head(ResponseHeadRef::View(h)) if h.status == 200));
     }
 
     #[test]
