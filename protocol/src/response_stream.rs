@@ -9,7 +9,6 @@
 
 use std::ops::Range;
 
-use bytes::Bytes;
 use prost::Message;
 
 use crate::body::{BodyKind, MAX_PREFIX_LEN};
@@ -94,6 +93,16 @@ enum State {
     Failed(FrameError),
 }
 
+/// What [`BodyParser::whole_prefix`] found.
+enum Whole {
+    /// A control frame of this length, all of it in the input.
+    Control(usize),
+    /// A body frame's prefix of this many bytes, and the state after it.
+    Body(usize, State),
+    /// Not enough bytes to decide here: collect them byte by byte.
+    Partial,
+}
+
 /// Incremental parser of `response_body* (response_end | error)`.
 #[derive(Debug)]
 pub struct BodyParser {
@@ -167,21 +176,32 @@ impl BodyParser {
                     if frame.len() < *len {
                         return Ok((pos, BodyStep::NeedMore));
                     }
-                    let decoded = pb::Frame::decode(Bytes::from(std::mem::take(frame)))
-                        .map_err(|e| FrameError::Malformed(e.to_string()))?;
-                    return match decoded.kind {
-                        Some(Kind::ResponseEnd(end)) => {
-                            self.state = State::Done { close: end.close };
-                            Ok((pos, BodyStep::End { close: end.close }))
-                        }
-                        Some(Kind::Error(err)) => Ok((pos, BodyStep::WorkerError(err))),
-                        Some(other) => Err(unexpected(&other, "response_body or response_end")),
-                        None => Err(FrameError::Malformed("no frame member set".into())),
-                    };
+                    let frame = std::mem::take(frame);
+                    return self.control(&frame).map(|step| (pos, step));
                 }
                 State::Prefix { bytes, have } => {
                     if pos == input.len() {
                         return Ok((pos, BodyStep::NeedMore));
+                    }
+                    if *have == 0 {
+                        // The usual case: the whole prefix (or the whole
+                        // control frame) is in this read; no byte-by-byte
+                        // collecting, no copy of the control frame.
+                        match Self::whole_prefix(&input[pos..])? {
+                            Whole::Control(len) => {
+                                let frame =
+                                    &input[pos + FRAME_HEADER_LEN..pos + FRAME_HEADER_LEN + len];
+                                return self
+                                    .control(frame)
+                                    .map(|step| (pos + FRAME_HEADER_LEN + len, step));
+                            }
+                            Whole::Body(used, next) => {
+                                pos += used;
+                                self.state = next;
+                                continue;
+                            }
+                            Whole::Partial => {}
+                        }
                     }
                     bytes[*have] = input[pos];
                     *have += 1;
@@ -192,6 +212,54 @@ impl BodyParser {
                 }
             }
         }
+    }
+
+    /// A whole control frame's payload (`response_end` or `error`).
+    fn control(&mut self, frame: &[u8]) -> Result<BodyStep, FrameError> {
+        // `response_end` as every worker writes it (field 6, empty or with
+        // `close` = 1): what prost would read, without asking it.
+        let plain_end = match frame {
+            [0x32, 0x00] => Some(false),
+            [0x32, 0x02, 0x08, 0x01] => Some(true),
+            _ => None,
+        };
+        if let Some(close) = plain_end {
+            self.state = State::Done { close };
+            return Ok(BodyStep::End { close });
+        }
+        let decoded = pb::Frame::decode(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        match decoded.kind {
+            Some(Kind::ResponseEnd(end)) => {
+                self.state = State::Done { close: end.close };
+                Ok(BodyStep::End { close: end.close })
+            }
+            Some(Kind::Error(err)) => Ok(BodyStep::WorkerError(err)),
+            Some(other) => Err(unexpected(&other, "response_body or response_end")),
+            None => Err(FrameError::Malformed("no frame member set".into())),
+        }
+    }
+
+    /// What the start of `rest` is when a whole prefix is there: the same
+    /// decisions (and errors) as [`prefix_complete`](Self::prefix_complete)
+    /// makes byte by byte.
+    fn whole_prefix(rest: &[u8]) -> Result<Whole, FrameError> {
+        if rest.len() <= FRAME_HEADER_LEN {
+            return Ok(Whole::Partial);
+        }
+        let key = rest[FRAME_HEADER_LEN];
+        if key != BodyKind::Response.key() {
+            let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+            if (2..=MAX_CONTROL_FRAME).contains(&len) && rest.len() >= FRAME_HEADER_LEN + len {
+                return Ok(Whole::Control(len));
+            }
+            return Ok(Whole::Partial);
+        }
+        for n in FRAME_HEADER_LEN + 1..=rest.len().min(MAX_PREFIX_LEN) {
+            if let Some(next) = Self::prefix_complete(&rest[..n])? {
+                return Ok(Whole::Body(n, next));
+            }
+        }
+        Ok(Whole::Partial)
     }
 
     /// Decides, from the prefix bytes collected so far, which state follows;
@@ -264,6 +332,7 @@ impl BodyParser {
 mod tests {
     use super::*;
     use crate::pb::{Frame, Header, ResponseEnd, ResponseHead};
+    use bytes::Bytes;
 
     fn enc(kind: Kind) -> Vec<u8> {
         frame::encode_to_vec(&Frame { kind: Some(kind) })
@@ -300,6 +369,17 @@ mod tests {
             }
         }
         Ok((body, None, false))
+    }
+
+    #[test]
+    fn plain_response_ends_are_what_prost_writes() {
+        for close in [false, true] {
+            let frame = enc(Kind::ResponseEnd(ResponseEnd { close }));
+            let mut p = BodyParser::new();
+            assert_eq!(p.control(&frame[4..]), Ok(BodyStep::End { close }));
+            let plain: &[u8] = if close { &[0x32, 2, 8, 1] } else { &[0x32, 0] };
+            assert_eq!(&frame[4..], plain);
+        }
     }
 
     #[test]
