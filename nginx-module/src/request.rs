@@ -9,7 +9,7 @@
 use core::mem;
 
 use ferrocorn_protocol::body::{self, BodyKind, MAX_PREFIX_LEN};
-use ferrocorn_protocol::request_head::RequestHeadRef;
+use ferrocorn_protocol::request_head::{encode_frame, HeadFields};
 use ngx::ffi::{
     ngx_alloc_chain_link, ngx_buf_t, ngx_chain_t, ngx_connection_local_sockaddr,
     ngx_create_temp_buf, ngx_http_complex_value, ngx_http_core_module, ngx_http_core_srv_conf_t,
@@ -127,9 +127,10 @@ const CACHE_STRIPPED_HEADERS: [&[u8]; 6] = [
 /// Content-Length, which the worker maps to CGI variables), minus the
 /// conditional ones when the response may be cached.
 fn header_passes(name: &[u8], pass_headers: bool, cacheable: bool) -> bool {
-    let cgi =
-        name.eq_ignore_ascii_case(b"content-type") || name.eq_ignore_ascii_case(b"content-length");
-    if !pass_headers && !cgi {
+    if !pass_headers
+        && !name.eq_ignore_ascii_case(b"content-type")
+        && !name.eq_ignore_ascii_case(b"content-length")
+    {
         return false;
     }
     !(cacheable
@@ -147,7 +148,9 @@ fn trim_ows(value: &[u8]) -> &[u8] {
     &value[start..end]
 }
 
-/// The `request_head` frame in one pool buffer.
+/// The `request_head` frame in one pool buffer, encoded in one pass over
+/// the headers: the buffer is sized by a bound read off the header
+/// lengths, and the frame ends up a few bytes into it.
 fn head_buf(r: &ngx_http_request_t, lcf: &LocConf, content_length: i64) -> Option<*mut ngx_buf_t> {
     // SAFETY: the connection lives as long as the request.
     let c = unsafe { &mut *r.connection };
@@ -157,14 +160,6 @@ fn head_buf(r: &ngx_http_request_t, lcf: &LocConf, content_length: i64) -> Optio
     let pass_headers = lcf.upstream.pass_request_headers != 0;
     // SAFETY: r->upstream is live while create_request runs.
     let cacheable = unsafe { (*r.upstream).cacheable() } != 0;
-
-    // SAFETY: the header list belongs to the live request and is not
-    // modified while we read it; its strings live in the request pool.
-    let headers: Vec<(&[u8], &[u8])> = unsafe { table_elts(&r.headers_in.headers) }
-        // SAFETY: as above.
-        .map(|h| unsafe { (str_bytes(&h.key), trim_ows(str_bytes(&h.value))) })
-        .filter(|(name, _)| header_passes(name, pass_headers, cacheable))
-        .collect();
     let params = eval_params(r, lcf)?;
 
     // $server_port: the local address, asked of the kernel once if needed.
@@ -181,14 +176,13 @@ fn head_buf(r: &ngx_http_request_t, lcf: &LocConf, content_length: i64) -> Optio
 
     // SAFETY: every str_bytes below reads a request string, which lives in
     // the request pool for the whole request.
-    let head = unsafe {
-        RequestHeadRef {
+    let fields = unsafe {
+        HeadFields {
             method: str_bytes(&r.method_name),
             uri: str_bytes(&r.unparsed_uri),
             path: str_bytes(&r.uri),
             query_string: str_bytes(&r.args),
             protocol: str_bytes(&r.http_protocol),
-            headers: &headers,
             // $server_name, or the Host the client asked for when the
             // server block names none: SERVER_NAME is never empty.
             server_name: match str_bytes(&cscf.server_name) {
@@ -199,26 +193,45 @@ fn head_buf(r: &ngx_http_request_t, lcf: &LocConf, content_length: i64) -> Optio
             remote_addr: str_bytes(&c.addr_text),
             remote_port: u32::from(remote_port),
             scheme: if c.ssl.is_null() { b"http" } else { b"https" },
-            params: &params,
             content_length,
         }
     };
-    let len = match head.frame_len() {
-        Ok(len) => len,
+
+    // SAFETY: the header list belongs to the live request and is not
+    // modified while we read it; its strings live in the request pool.
+    let all_headers = || unsafe { table_elts(&r.headers_in.headers) };
+    let (mut pairs, mut pair_bytes) = (params.len(), 0);
+    for h in all_headers() {
+        pairs += 1;
+        pair_bytes += h.key.len + h.value.len;
+    }
+    pair_bytes += params.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();
+    let bound = fields.buffer_bound(pairs, pair_bytes);
+
+    // SAFETY: pool allocation; the buffer lives as long as the request.
+    let b = unsafe { ngx_create_temp_buf(r.pool, bound) };
+    // SAFETY: a fresh temp buf of `bound` bytes starting at pos.
+    let b_ref = unsafe { b.as_mut() }?;
+    // SAFETY: the buffer holds `bound` writable bytes at pos, ours alone.
+    let out = unsafe { core::slice::from_raw_parts_mut(b_ref.pos, bound) };
+    let headers = all_headers()
+        // SAFETY: as above.
+        .map(|h| unsafe { (str_bytes(&h.key), trim_ows(str_bytes(&h.value))) })
+        .filter(|(name, _)| header_passes(name, pass_headers, cacheable));
+    let frame = match encode_frame(out, &fields, headers, params.iter().copied()) {
+        Ok(frame) => frame,
         Err(e) => {
             ngx_log_error!(NGX_LOG_ERR, c.log, "ferrocorn request head not sent: {}", e);
             return None;
         }
     };
-    // SAFETY: pool allocation; the buffer lives as long as the request.
-    let b = unsafe { ngx_create_temp_buf(r.pool, len) };
-    // SAFETY: a fresh temp buf of `len` bytes starting at pos.
-    let b_ref = unsafe { b.as_mut() }?;
-    // SAFETY: the buffer holds `len` writable bytes at pos, ours alone.
-    let out = unsafe { core::slice::from_raw_parts_mut(b_ref.pos, len) };
-    head.write_frame(out).ok()?;
-    // SAFETY: within the buffer just filled.
-    b_ref.last = unsafe { b_ref.pos.add(len) };
+    // SAFETY: the frame lies within the buffer just filled. `start` moves
+    // with `pos`: nginx resets `pos` to `start` on a retry.
+    unsafe {
+        b_ref.pos = b_ref.pos.add(frame.start);
+        b_ref.start = b_ref.pos;
+        b_ref.last = b_ref.pos.add(frame.len());
+    }
     Some(b)
 }
 

@@ -5,6 +5,8 @@
 //! computes the exact size first (so nginx allocates one buffer) and then
 //! writes the bytes prost would write. A test decodes the result with prost.
 
+use core::ops::Range;
+
 use crate::body::varint_len;
 use crate::{FrameError, FRAME_HEADER_LEN, MAX_FRAME_SIZE, PROTOCOL_VERSION};
 
@@ -157,6 +159,107 @@ impl RequestHeadRef<'_> {
     }
 }
 
+/// The fields of a request head but its headers and params, for
+/// [`encode_frame`]; mirrors `RequestHead` in the .proto.
+#[derive(Debug, Default, Clone)]
+pub struct HeadFields<'a> {
+    pub method: &'a [u8],
+    pub uri: &'a [u8],
+    pub path: &'a [u8],
+    pub query_string: &'a [u8],
+    pub protocol: &'a [u8],
+    pub server_name: &'a [u8],
+    pub server_port: u32,
+    pub remote_addr: &'a [u8],
+    pub remote_port: u32,
+    pub scheme: &'a [u8],
+    /// -1 when unknown.
+    pub content_length: i64,
+}
+
+/// Room [`encode_frame`] leaves in front of the message for the frame
+/// prefix: the length, the key of `Frame.request_head` and the message
+/// length as a varint (at most 3 bytes below [`MAX_FRAME_SIZE`]).
+pub const PREFIX_ROOM: usize = FRAME_HEADER_LEN + 1 + 3;
+
+/// Most bytes a header or param entry adds to its name and value: the
+/// entry's key and length, and each string's key and length (varints of
+/// at most 5 bytes: nginx strings are far below 4 GiB).
+const PAIR_OVERHEAD_BOUND: usize = 3 * (1 + 5);
+
+impl HeadFields<'_> {
+    /// A buffer size that is enough for [`encode_frame`] with these fields
+    /// and `pairs` headers and params whose names and values are
+    /// `pair_bytes` long in all; computed without looking at the pairs
+    /// themselves.
+    pub fn buffer_bound(&self, pairs: usize, pair_bytes: usize) -> usize {
+        PREFIX_ROOM + self.fixed_len() + pairs * PAIR_OVERHEAD_BOUND + pair_bytes
+    }
+
+    fn fixed_len(&self) -> usize {
+        varint_field(field::PROTOCOL_VERSION, u64::from(PROTOCOL_VERSION))
+            + len_field(field::METHOD, self.method.len())
+            + len_field(field::URI, self.uri.len())
+            + len_field(field::PATH, self.path.len())
+            + len_field(field::QUERY_STRING, self.query_string.len())
+            + len_field(field::PROTOCOL, self.protocol.len())
+            + len_field(field::SERVER_NAME, self.server_name.len())
+            + varint_field(field::SERVER_PORT, u64::from(self.server_port))
+            + len_field(field::REMOTE_ADDR, self.remote_addr.len())
+            + varint_field(field::REMOTE_PORT, u64::from(self.remote_port))
+            + len_field(field::SCHEME, self.scheme.len())
+            + varint_field(field::CONTENT_LENGTH, zigzag(self.content_length))
+    }
+}
+
+/// Encodes a `request_head` frame in one pass over the headers and params,
+/// the bytes [`RequestHeadRef::write_frame`] (and prost) write: the message
+/// goes after [`PREFIX_ROOM`] bytes of `out`, then the prefix is put right
+/// in front of it. Returns where the frame lies in `out`, or an error if it
+/// does not fit in one frame. `out` must hold
+/// [`buffer_bound`](HeadFields::buffer_bound) bytes for these pairs (it
+/// panics otherwise, writing nothing out of bounds).
+pub fn encode_frame<'h, 'p>(
+    out: &mut [u8],
+    fields: &HeadFields<'_>,
+    headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+    params: impl IntoIterator<Item = (&'p [u8], &'p [u8])>,
+) -> Result<Range<usize>, FrameError> {
+    let mut w = Writer {
+        out,
+        pos: PREFIX_ROOM,
+    };
+    w.varint_field(field::PROTOCOL_VERSION, u64::from(PROTOCOL_VERSION));
+    w.len_field(field::METHOD, fields.method);
+    w.len_field(field::URI, fields.uri);
+    w.len_field(field::PATH, fields.path);
+    w.len_field(field::QUERY_STRING, fields.query_string);
+    w.len_field(field::PROTOCOL, fields.protocol);
+    for (name, value) in headers {
+        w.pair(field::HEADERS, name, value);
+    }
+    w.len_field(field::SERVER_NAME, fields.server_name);
+    w.varint_field(field::SERVER_PORT, u64::from(fields.server_port));
+    w.len_field(field::REMOTE_ADDR, fields.remote_addr);
+    w.varint_field(field::REMOTE_PORT, u64::from(fields.remote_port));
+    w.len_field(field::SCHEME, fields.scheme);
+    for (name, value) in params {
+        w.pair(field::PARAMS, name, value);
+    }
+    w.varint_field(field::CONTENT_LENGTH, zigzag(fields.content_length));
+
+    let end = w.pos;
+    let message_len = end - PREFIX_ROOM;
+    let total = RequestHeadRef::frame_len_for(message_len)?;
+    let start = end - total;
+    w.pos = start;
+    w.raw(&((total - FRAME_HEADER_LEN) as u32).to_be_bytes());
+    w.key(field::FRAME_REQUEST_HEAD, WIRE_LEN);
+    w.varint(message_len as u64);
+    debug_assert_eq!(w.pos, PREFIX_ROOM);
+    Ok(start..end)
+}
+
 struct Writer<'b> {
     out: &'b mut [u8],
     pos: usize,
@@ -256,6 +359,92 @@ mod tests {
             kind: Some(Kind::RequestHead(expected)),
         });
         assert_eq!(out, theirs);
+    }
+
+    /// encode_frame writes what write_frame writes, in a buffer of the bound.
+    fn check_one_pass(head: &RequestHeadRef<'_>) {
+        let mut theirs = vec![0u8; head.frame_len().unwrap()];
+        head.write_frame(&mut theirs).unwrap();
+        let fields = HeadFields {
+            method: head.method,
+            uri: head.uri,
+            path: head.path,
+            query_string: head.query_string,
+            protocol: head.protocol,
+            server_name: head.server_name,
+            server_port: head.server_port,
+            remote_addr: head.remote_addr,
+            remote_port: head.remote_port,
+            scheme: head.scheme,
+            content_length: head.content_length,
+        };
+        let pairs = head.headers.iter().chain(head.params);
+        let bound = fields.buffer_bound(
+            pairs.clone().count(),
+            pairs.map(|(n, v)| n.len() + v.len()).sum(),
+        );
+        let mut out = vec![0xaa; bound];
+        let range = encode_frame(
+            &mut out,
+            &fields,
+            head.headers.iter().copied(),
+            head.params.iter().copied(),
+        )
+        .unwrap();
+        assert_eq!(&out[range], &theirs[..]);
+    }
+
+    #[test]
+    fn one_pass_encoding_is_byte_identical() {
+        let sizes = [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000];
+        for &n in &sizes {
+            let v = vec![b'v'; n];
+            let headers: Vec<(&[u8], &[u8])> =
+                vec![(b"Host", b"example.com"), (b"X-Empty", b""), (b"X-N", &v)];
+            let params: Vec<(&[u8], &[u8])> = vec![(b"SCRIPT_NAME", &v), (b"", b"")];
+            check_one_pass(&RequestHeadRef {
+                method: b"GET",
+                uri: &v,
+                path: b"/",
+                protocol: b"HTTP/1.1",
+                headers: &headers,
+                server_name: b"localhost",
+                server_port: 80,
+                remote_addr: b"127.0.0.1",
+                remote_port: 65535,
+                scheme: b"https",
+                params: &params,
+                content_length: -1,
+                ..Default::default()
+            });
+        }
+        check_one_pass(&RequestHeadRef::default());
+        check_one_pass(&RequestHeadRef {
+            content_length: 1 << 40,
+            ..Default::default()
+        });
+    }
+
+    #[test]
+    fn one_pass_refuses_a_head_over_the_frame_limit() {
+        let big = vec![b'x'; MAX_FRAME_SIZE];
+        let fields = HeadFields::default();
+        let mut out = vec![0u8; fields.buffer_bound(1, big.len() + 1)];
+        let headers: [(&[u8], &[u8]); 1] = [(b"X", &big)];
+        assert!(matches!(
+            encode_frame(&mut out, &fields, headers, []),
+            Err(FrameError::TooLarge(_))
+        ));
+        // Just under the limit is accepted, with a three-byte message length.
+        let fits = vec![b'x'; MAX_FRAME_SIZE - 20];
+        let headers: [(&[u8], &[u8]); 1] = [(b"X", &fits)];
+        let mut out = vec![0u8; fields.buffer_bound(1, fits.len() + 1)];
+        let range = encode_frame(&mut out, &fields, headers, []).unwrap();
+        assert!(range.len() <= FRAME_HEADER_LEN + MAX_FRAME_SIZE);
+        check_one_pass(&RequestHeadRef {
+            headers: &headers,
+            ..Default::default()
+        });
     }
 
     #[test]
