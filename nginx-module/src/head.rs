@@ -137,17 +137,41 @@ pub fn is_header_only(is_head_request: bool, status: u32) -> bool {
 
 /// RFC 9110 token: the characters a header name may hold.
 fn is_token(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+    !name.is_empty() && name.iter().all(|&c| TCHAR[usize::from(c)])
 }
 
 /// A field value nginx can copy into the client response as is: no CR, LF
 /// or NUL (which would let the app split the response).
 fn is_field_value(value: &[u8]) -> bool {
-    !value.iter().any(|&c| c == b'\r' || c == b'\n' || c == 0)
+    value.iter().all(|&c| FIELD_BYTE[usize::from(c)])
 }
+
+/// `tchar` of RFC 9110 5.6.2, by byte: one lookup per character of every
+/// response header name.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).is_ascii_alphanumeric();
+        c += 1;
+    }
+    let punct = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < punct.len() {
+        t[punct[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Bytes a field value may hold: all but CR, LF and NUL.
+static FIELD_BYTE: [bool; 256] = {
+    let mut t = [true; 256];
+    t[b'\r' as usize] = false;
+    t[b'\n' as usize] = false;
+    t[0] = false;
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -251,6 +275,21 @@ mod tests {
         assert_eq!(check(&bad_reason), Err(HeadError::Reason));
         // Tabs and obs-text are legal in values.
         assert_eq!(check(&head(200, &[("X-A", "a\tb \u{e9}")])), Ok(()));
+    }
+
+    #[test]
+    fn token_and_value_tables_are_the_rfc_sets() {
+        for c in 0..=255u8 {
+            let tchar = c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+            assert_eq!(is_token(&[c]), tchar, "{c:#x}");
+            assert_eq!(
+                is_field_value(&[c]),
+                !matches!(c, b'\r' | b'\n' | 0),
+                "{c:#x}"
+            );
+        }
+        assert!(!is_token(b""));
+        assert!(is_field_value(b""));
     }
 
     #[test]

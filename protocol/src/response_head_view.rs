@@ -134,17 +134,11 @@ impl<'a> ResponseHeadRef<'a> {
     }
 
     /// The headers in order, as `(name, value)`.
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        let (view, owned) = match self {
-            ResponseHeadRef::View(v) => (Some(v.headers()), None),
-            ResponseHeadRef::Owned(h) => (None, Some(&h.headers)),
-        };
-        view.into_iter().flatten().chain(
-            owned
-                .into_iter()
-                .flatten()
-                .map(|h| (&h.name[..], &h.value[..])),
-        )
+    pub fn headers(&self) -> Headers<'_> {
+        match self {
+            ResponseHeadRef::View(v) => Headers::View(v.headers()),
+            ResponseHeadRef::Owned(h) => Headers::Owned(h.headers.iter()),
+        }
     }
 
     /// The same head as prost's owned type (tests, fuzzing).
@@ -161,6 +155,24 @@ impl<'a> ResponseHeadRef<'a> {
                     value: b(v),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// The headers of a [`ResponseHeadRef`].
+#[derive(Debug, Clone)]
+pub enum Headers<'a> {
+    View(Pairs<'a>),
+    Owned(core::slice::Iter<'a, pb::Header>),
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Headers::View(pairs) => pairs.next(),
+            Headers::Owned(iter) => iter.next().map(|h| (&h.name[..], &h.value[..])),
         }
     }
 }
