@@ -192,10 +192,12 @@ impl HeadFields<'_> {
     /// and `pairs` headers and params whose names and values are
     /// `pair_bytes` long in all; computed without looking at the pairs
     /// themselves.
+    #[inline]
     pub fn buffer_bound(&self, pairs: usize, pair_bytes: usize) -> usize {
         PREFIX_ROOM + self.fixed_len() + pairs * PAIR_OVERHEAD_BOUND + pair_bytes
     }
 
+    #[inline]
     fn fixed_len(&self) -> usize {
         varint_field(field::PROTOCOL_VERSION, u64::from(PROTOCOL_VERSION))
             + len_field(field::METHOD, self.method.len())
@@ -266,11 +268,13 @@ struct Writer<'b> {
 }
 
 impl Writer<'_> {
+    #[inline]
     fn raw(&mut self, bytes: &[u8]) {
         self.out[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
         self.pos += bytes.len();
     }
 
+    #[inline]
     fn varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.out[self.pos] = (v as u8) | 0x80;
@@ -281,10 +285,12 @@ impl Writer<'_> {
         self.pos += 1;
     }
 
+    #[inline]
     fn key(&mut self, field: u32, wire: u32) {
         self.varint(u64::from((field << 3) | wire));
     }
 
+    #[inline]
     fn len_field(&mut self, field: u32, data: &[u8]) {
         if !data.is_empty() {
             self.key(field, WIRE_LEN);
@@ -293,6 +299,7 @@ impl Writer<'_> {
         }
     }
 
+    #[inline]
     fn varint_field(&mut self, field: u32, v: u64) {
         if v != 0 {
             self.key(field, WIRE_VARINT);
@@ -300,6 +307,7 @@ impl Writer<'_> {
         }
     }
 
+    #[inline]
     fn pair(&mut self, field: u32, name: &[u8], value: &[u8]) {
         self.key(field, WIRE_LEN);
         self.varint(pair_len(name, value) as u64);
