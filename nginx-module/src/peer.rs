@@ -11,13 +11,13 @@
 //! non-idempotent request whose bytes it sent. One `recv(MSG_PEEK)` before
 //! the send finds the end of file: the dead connection is closed and a new
 //! one is made to the same server. Requests nginx retries by itself (GET,
-//! HEAD...) skip the check and its syscall.
+//! HEAD...) skip the check and its syscall, and get no guard at all.
 //!
 //! The wrap: at postconfiguration, each such upstream's `peer.init` (the
 //! balancer's, or keepalive's around it) is replaced by [`init_peer`],
-//! which calls the original, then puts a [`Guard`] in front of the
-//! per-request `get`/`free` callbacks, the way the keepalive module wraps
-//! the balancer.
+//! which calls the original, then, for a request nginx would not retry,
+//! puts a [`Guard`] in front of the per-request `get`/`free` callbacks, the
+//! way the keepalive module wraps the balancer.
 
 use core::ffi::c_void;
 use core::{mem, ptr};
@@ -90,7 +90,6 @@ pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
 
 /// What a request's peer callbacks were before the guard.
 struct Guard {
-    r: *mut ngx_http_request_t,
     data: *mut c_void,
     get: ngx::ffi::ngx_event_get_peer_pt,
     free: ngx::ffi::ngx_event_free_peer_pt,
@@ -98,7 +97,8 @@ struct Guard {
 }
 
 /// The wrapped `peer.init`: the original, then the guard around its
-/// callbacks.
+/// callbacks when the request could not be retried (what decides it, the
+/// method, the body mode and `next_upstream`, is settled by now).
 unsafe extern "C" fn init_peer(
     r: *mut ngx_http_request_t,
     us: *mut ngx_http_upstream_srv_conf_t,
@@ -115,7 +115,8 @@ unsafe extern "C" fn init_peer(
     };
     // SAFETY: the balancer's own init, with the arguments nginx gave us.
     let rc = unsafe { init(r, us) };
-    if rc != OK {
+    // SAFETY: r is live and has its upstream, with its conf set.
+    if rc != OK || !would_not_be_retried(unsafe { &*r }) {
         return rc;
     }
     // SAFETY: r is live and has its upstream.
@@ -128,7 +129,6 @@ unsafe extern "C" fn init_peer(
     // SAFETY: freshly allocated and sized for a Guard.
     unsafe {
         guard.write(Guard {
-            r,
             data: pc.data,
             get: pc.get,
             free: pc.free,
@@ -144,8 +144,8 @@ unsafe extern "C" fn init_peer(
     OK
 }
 
-/// `pc->get`: the balancer's choice; a cached connection the request
-/// could not be retried from is checked first.
+/// `pc->get`: the balancer's choice; a cached connection is checked first
+/// (only requests nginx would not retry have the guard).
 unsafe extern "C" fn guarded_get(pc: *mut ngx_peer_connection_t, data: *mut c_void) -> ngx_int_t {
     // SAFETY: `data` is the Guard init_peer installed with this callback.
     let g = unsafe { &*data.cast::<Guard>() };
@@ -155,10 +155,6 @@ unsafe extern "C" fn guarded_get(pc: *mut ngx_peer_connection_t, data: *mut c_vo
     // SAFETY: nginx passes the request's live peer connection.
     let pc = unsafe { &mut *pc };
     if rc != DONE || pc.cached() == 0 || pc.connection.is_null() {
-        return rc;
-    }
-    // SAFETY: the request outlives its peer callbacks.
-    if !would_not_be_retried(unsafe { &*g.r }) {
         return rc;
     }
     let c = pc.connection;
