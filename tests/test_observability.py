@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 
+import pytest
 import requests
 
 from servers import free_port, wait_until
@@ -167,6 +168,41 @@ def test_prometheus_endpoint(start_dedicated):
     m = metrics(port)
     assert m["ferrocorn_requests_total"] == 6, "counts survive workers that are gone"
     assert requests.get("http://127.0.0.1:%d/other" % port, timeout=10).status_code == 404
+
+
+# recvfrom(2), the call the master waits in for a metrics client's request.
+RECVFROM = {"x86_64": 45, "aarch64": 207}.get(os.uname().machine)
+
+
+@pytest.mark.skipif(RECVFROM is None, reason="recvfrom's syscall number is known for x86_64 and aarch64 only")
+def test_prometheus_scrape_survives_a_signal_to_the_master(start_dedicated):
+    """A worker exits (SIGCHLD to the master) while the master waits for a
+    scraper's request line: the scrape is still answered (the wait used to
+    end in EINTR, dropping the connection unanswered)."""
+    port = free_port()
+    stack = start_dedicated(extra_args=["--metrics-bind", "127.0.0.1:%d" % port])
+    master = stack.ferrocorn.proc.pid
+
+    def in_recvfrom():
+        with open("/proc/%d/syscall" % master) as f:
+            return f.read().split()[0] == str(RECVFROM)
+
+    def sigchld_pending():
+        with open("/proc/%d/status" % master) as f:
+            pending = [int(line.split()[1], 16) for line in f if line.startswith(("SigPnd:", "ShdPnd:"))]
+        return any(p & (1 << (signal.SIGCHLD - 1)) for p in pending)
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        assert wait_until(in_recvfrom, 10), "the master never waited for the request"
+        os.kill(master, signal.SIGCHLD)
+        # The request goes out once the signal has interrupted the wait, not before.
+        assert wait_until(lambda: not sigchld_pending(), 10)
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.0 200 OK\r\n"), answer
+    assert b"\nferrocorn_requests_total 0\n" in answer, answer
 
 
 def test_prometheus_counts_recycling_and_timeouts(start_dedicated):

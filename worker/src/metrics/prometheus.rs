@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::shared::{Counters, Restart, BUCKETS};
 
@@ -160,10 +160,25 @@ fn answer(mut stream: TcpStream, body: &impl Fn() -> String) -> std::io::Result<
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
     let mut request = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
-        let n = stream.read(&mut buf)?;
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            // With SO_RCVTIMEO set, read(2) fails with EINTR despite
+            // SA_RESTART (signal(7)): a signal to the master (a worker's
+            // SIGCHLD) mid-scrape must not drop the scrape.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+                stream.set_read_timeout(Some(left))?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             break;
         }
