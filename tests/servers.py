@@ -255,6 +255,14 @@ class Ferrocorn:
         """The master's children but the hook runner (a python running master-side hooks)."""
         return [pid for pid in children_of(self.proc.pid) if not is_hook_runner(pid)]
 
+    def wait_workers(self, count=None, timeout=START_TIMEOUT):
+        """The worker pids once there are `count` (default: -w): the socket
+        answers as soon as the master listens, before it forks them."""
+        count = self.workers if count is None else count
+        pids = wait_until(lambda: (lambda p: len(p) == count and p)(self.worker_pids()), timeout)
+        assert pids, "expected %d workers, found %s" % (count, self.worker_pids())
+        return pids
+
     def logs(self, since=(0, 0)):
         """Error log and stdout/stderr text after marks from log_marks()."""
         return self.log.text(since[0]) + self.stderr.text(since[1])

@@ -252,7 +252,7 @@ def test_reload_and_reopen_act_as_hup_and_usr1(start_dedicated, scratch):
 def test_shutdown_graceful_finishes_the_request_in_flight(start_dedicated, scratch):
     stack = start_dedicated()
     server = stack.ferrocorn
-    workers = server.worker_pids()
+    workers = server.wait_workers()
     release, _ = in_flight(stack, scratch, "gate2")
     try:
         assert wait_until(

@@ -110,6 +110,8 @@ def hostile(workdir):
     )
     _start(ferrocorn)
     try:
+        # Tests compare worker pids before and after: both must be forked first.
+        ferrocorn.wait_workers()
         _start(nginx)
     except Exception:
         _stop(ferrocorn)

@@ -238,7 +238,7 @@ def test_worker_abort_cannot_run_stuck_in_c_and_the_worker_is_still_dumped_and_r
     stack = start_dedicated("locked:application",
                             extra_args=["-c", str(conf), "--timeout", "2", "--pythonpath", str(scratch)])
     master = stack.ferrocorn
-    before = set(master.worker_pids())
+    before = set(master.wait_workers())
     mark = master.log_marks()
     response = requests.get(stack.url("/dedicated/"), timeout=60)
     assert response.status_code == 504
