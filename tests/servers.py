@@ -64,6 +64,21 @@ def wait_until(predicate, timeout, interval=0.05):
         time.sleep(interval)
 
 
+def unix_connections(path):
+    """(accepted, queued): connections a listener on unix socket `path` holds
+    open, and those still waiting in its listen queue (ss(8) reads both
+    from the kernel)."""
+    out = subprocess.run(["ss", "-xHa", "src", str(path)], capture_output=True, text=True, check=True).stdout
+    accepted = queued = 0
+    for line in out.splitlines():
+        fields = line.split()
+        if fields[1] == "LISTEN":
+            queued += int(fields[2])
+        elif fields[1] == "ESTAB":
+            accepted += 1
+    return accepted, queued
+
+
 class ServerLog:
     """One log file of a process under test, read for assertions."""
 

@@ -9,17 +9,21 @@ run with `-s` to see them.
 import concurrent.futures
 import os
 import signal
-import time
 import uuid
 
 import requests
 
 from load import Load
-from servers import STOP_TIMEOUT, wait_until
+from servers import STOP_TIMEOUT, unix_connections, wait_until
 
 
 def two_workers(master):
     return wait_until(lambda: len(master.worker_pids()) == 2 and master.worker_pids(), 20)
+
+
+def reached(master, token):
+    """Slow requests with this token that a worker started or that wait in the listen queue."""
+    return master.logs().count("slow request started %s" % token) + unix_connections(master.sock)[1]
 
 
 def test_hup_under_load_loses_no_request(start_dedicated):
@@ -98,7 +102,8 @@ def test_term_under_load_completes_every_accepted_request(start_dedicated):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         pending = [pool.submit(requests.get, url, timeout=60) for _ in range(8)]
         master.wait_for_log("slow request started %s" % token)
-        time.sleep(0.2)  # let nginx connect the other six
+        # All 8 reached ferrocorn before TERM: started in a worker or waiting in the listen queue.
+        assert wait_until(lambda: reached(master, token) == 8, 30), reached(master, token)
         master.proc.send_signal(signal.SIGTERM)
         responses = [p.result(timeout=60) for p in pending]
     statuses = [r.status_code for r in responses]

@@ -20,6 +20,7 @@ from load import Load
 from servers import STOP_TIMEOUT, free_port, wait_until
 from test_control import all_idle, data, in_flight
 from test_observability import metrics
+from test_signals import reached
 
 THREADS = ["--threads", "4"]
 
@@ -209,7 +210,8 @@ def test_hup_and_term_under_concurrent_load_lose_nothing(start_dedicated):
         # TERM with 8 slow requests in the threads and 4 more queued.
         pending = [pool.submit(requests.get, url, timeout=60) for _ in range(12)]
         master.wait_for_log("slow request started %s" % token)
-        time.sleep(0.2)  # let nginx hand over the rest
+        # All 12 reached ferrocorn before TERM: started in a thread or waiting in the listen queue.
+        assert wait_until(lambda: reached(master, token) == 12, 30), reached(master, token)
         master.proc.send_signal(signal.SIGTERM)
         statuses = [p.result(timeout=60).status_code for p in pending]
     print("\nHUP under load: direct %s; pooled %s. TERM with 12 slow requests: %d/12 answered 200"
