@@ -22,7 +22,7 @@ import time
 import pytest
 from conftest import _start, _stop
 from fake_upstream import field_bytes, field_varint, frame
-from servers import Ferrocorn
+from servers import Ferrocorn, unix_connections, wait_until
 
 REQUEST_HEAD = 1
 REQUEST_END = 3
@@ -61,7 +61,8 @@ def test_a_connection_accepted_just_before_a_stop_is_served(scratch, stop):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(15)
         s.connect(str(server.sock))
-        time.sleep(0.5)  # the worker accepts and parks the silent connection
+        # The worker (once booted) accepts and parks the silent connection.
+        assert wait_until(lambda: unix_connections(server.sock) == (1, 0), 30), unix_connections(server.sock)
         if stop == "TERM":
             os.kill(server.proc.pid, signal.SIGTERM)
         elif stop == "HUP":
