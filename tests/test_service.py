@@ -20,13 +20,12 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from servers import APPS_DIR, FERROCORN_BIN, REPO, Ferrocorn, ServerLog, kill_group, wait_until
+from servers import APPS_DIR, FERROCORN_BIN, REPO, Ferrocorn, ServerLog, kill_group, unix_connections, wait_until
 
 ENV_APP = """\
 import json, os
@@ -231,7 +230,7 @@ def test_socket_activation_adopts_the_socket_and_keeps_its_file(workdir, nginx, 
             target=lambda: result.setdefault("r", requests.get(nginx.url("/dedicated/"), timeout=60))
         )
         waiting.start()
-        time.sleep(1.0)
+        assert wait_until(lambda: unix_connections(path) == (0, 1), 30), unix_connections(path)
         assert "r" not in result
         second = activated_ferrocorn(listener, log, *args)
         waiting.join(60)

@@ -5,7 +5,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 import uuid
 
 import pytest
@@ -19,6 +18,7 @@ from servers import (
     is_alive,
     pids_with_cmdline,
     require_binary,
+    unix_connections,
     wait_until,
 )
 
@@ -103,7 +103,8 @@ def test_idle_kept_alive_connection_closed_by_the_worker_is_not_an_error(start_d
     first = requests.get(stack.url("/dedicated-pool/hello"), timeout=30)
     assert first.status_code == 200
     master = stack.ferrocorn
-    time.sleep(2.5)  # let the idle connection pass the worker's keep-alive
+    # The worker closes the idle pooled connection after its keep-alive.
+    assert wait_until(lambda: unix_connections(master.sock)[0] == 0, 30), unix_connections(master.sock)
     for _ in range(4):
         again = requests.get(stack.url("/dedicated-pool/hello"), timeout=30)
         assert again.status_code == 200
