@@ -57,11 +57,25 @@ def test_access_log_custom_atoms_and_reopen_on_usr1(start_dedicated, scratch):
     os.rename(log, scratch / "access.log.1")
     master.proc.send_signal(signal.SIGUSR1)
     assert wait_until(lambda: log.exists(), 10), "USR1 did not reopen the access log"
-    # Both workers must have reopened: the next requests land in the new file only.
+    # The file exists once the first process reopened it; wait until both
+    # workers have it open: the next requests land in the new file only.
+    assert wait_until(lambda: all(has_open(pid, log) for pid in master.wait_workers()), 10), "a worker kept the old file"
     for _ in range(6):
         requests.get(stack.url("/dedicated/hello"), timeout=30)
     assert wait_until(lambda: log.read_text().count("\n") == 6, 10), log.read_text()
     assert (scratch / "access.log.1").read_text().count("\n") == 1
+
+
+def has_open(pid, path):
+    """True when process pid holds a descriptor on the file now at `path`."""
+    fds = "/proc/%d/fd" % pid
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(os.path.join(fds, fd)) == str(path):
+                return True
+        except FileNotFoundError:
+            pass
+    return False
 
 
 def test_access_log_format_errors_stop_the_start(start_dedicated):
