@@ -102,7 +102,10 @@ def test_edited_code_is_served_after_a_reload_with_no_failed_request(start_dedic
     try:
         app.write_text(APP.format(version="v2 (edited)"))
         assert wait_until(lambda: traffic.seen and traffic.seen[-1][1].startswith("v2 (edited)|"), 30), traffic.seen[-5:]
-        # Both workers restarted: a few more requests, all on the new code.
+        # Both workers restarted (each notices on its own, up to a second
+        # after the other): a few more requests, all on the new code.
+        reloading = "Worker reloading: %s modified" % app
+        assert wait_until(lambda: master.logs(mark).count(reloading) >= 2, 30), master.logs(mark)
         count = len(traffic.seen)
         assert wait_until(lambda: len(traffic.seen) > count + 20, 30)
     finally:
