@@ -10,6 +10,7 @@ import requests
 
 from load import Load
 from servers import STOP_TIMEOUT, Ferrocorn, wait_until
+from test_control import all_idle, data
 
 IMPORT_PID_APP = """\
 import os
@@ -97,10 +98,9 @@ def flask_workers_memory(scratch, name, extra):
     server.start().wait_ready()
     try:
         workers = wait_until(lambda: len(server.worker_pids()) == 4 and server.worker_pids(), 30)
-        for pid in workers:
-            server.wait_for_log(r"Booting worker with pid: %d" % pid)
-        # Let every worker finish booting and settle.
-        wait_until(lambda: False, 1.5)
+        # Every worker has imported Flask and waits for requests (without
+        # --preload a worker still importing would look small).
+        assert wait_until(lambda: all_idle(server), 60), data(server, "show workers")
         return [memory_kib(pid) for pid in workers], memory_kib(server.proc.pid)
     finally:
         server.proc.send_signal(signal.SIGTERM)
