@@ -150,7 +150,9 @@ def test_config_file_serves_with_raw_env_pidfile_and_user(scratch):
     server.start().wait_ready()
     try:
         assert wait_until(lambda: pidfile.exists() and pidfile.read_text().strip() == str(server.proc.pid), 10)
-        workers = wait_until(lambda: server.worker_pids(), 20)
+        workers = server.wait_workers()
+        # A worker logs its boot once it has switched users; just forked, it is still root.
+        server.wait_for_log(r"\[%d\] \[INFO\] Booting worker with pid: %d" % (workers[0], workers[0]))
         nobody = pwd.getpwnam("nobody").pw_uid
         with open("/proc/%d/status" % workers[0]) as f:
             uid_line = [line for line in f if line.startswith("Uid:")][0]

@@ -19,7 +19,7 @@ import time
 
 import pytest
 import requests
-from servers import APPS_DIR, FERROCORN_BIN, wait_until
+from servers import APPS_DIR, FERROCORN_BIN
 
 
 def ids(pid):
@@ -39,7 +39,10 @@ def test_user_and_group_own_the_socket_and_run_the_app_not_the_master(start_dedi
     stack = start_dedicated(extra_args=["--user", "nobody", "--group", "nogroup"])
     st = os.stat(workdir / "dedicated.sock")
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (nobody, nogroup, 0o666)
-    workers = wait_until(lambda: len(stack.ferrocorn.worker_pids()) == 2 and stack.ferrocorn.worker_pids(), 20)
+    workers = stack.ferrocorn.wait_workers()
+    for pid in workers:
+        # A worker logs its boot once it has switched users; just forked, it is still root.
+        stack.ferrocorn.wait_for_log(r"\[%d\] \[INFO\] Booting worker with pid: %d" % (pid, pid))
     assert all(ids(pid) == (nobody, nogroup) for pid in workers)
     assert ids(stack.ferrocorn.proc.pid) == (0, 0)  # the master keeps root: it must re-bind and signal
     response = requests.get(stack.url("/dedicated/pid"), timeout=30)
