@@ -85,6 +85,8 @@ def test_show_workers_names_the_request_in_flight(start_dedicated, scratch):
     assert wait_until(lambda: all_idle(server), 30), data(server, "show workers")
     for _ in range(3):
         assert requests.get(stack.url("/dedicated/hello"), timeout=30).status_code == 200
+    # A request is counted once its response is out: wait for the third.
+    assert wait_until(lambda: sum(w["requests"] for w in data(server, "show workers")["workers"]) == 3, 10)
     release, path = in_flight(stack, scratch, "gate1")
     try:
         busy = wait_until(

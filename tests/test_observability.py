@@ -153,6 +153,11 @@ def metrics(port):
     return values
 
 
+def responses(values):
+    """Requests recorded with their status, over all statuses."""
+    return sum(v for k, v in values.items() if k.startswith("ferrocorn_responses_total{"))
+
+
 def test_prometheus_endpoint(start_dedicated):
     port = free_port()
     stack = start_dedicated(extra_args=["--metrics-bind", "127.0.0.1:%d" % port, "--max-requests", "1000"])
@@ -162,7 +167,8 @@ def test_prometheus_endpoint(start_dedicated):
     assert wait_until(lambda: metrics(port)["ferrocorn_workers_booted"] == 2, 20)
     for path in ("/dedicated/hello",) * 5 + ("/dedicated/nope",):
         requests.get(stack.url(path), timeout=30)
-    m = metrics(port)
+    # A worker records a request after sending its response, the status last: wait for the sixth.
+    m = wait_until(lambda: (lambda m: responses(m) == 6 and m)(metrics(port)), 10) or metrics(port)
     assert m["ferrocorn_requests_total"] == 6
     assert m['ferrocorn_responses_total{status="200"}'] == 5
     assert m['ferrocorn_responses_total{status="404"}'] == 1

@@ -180,7 +180,13 @@ def test_ctl_show_workers_stays_busy_while_any_thread_has_a_request(start_dedica
     try:
         assert wait_until(lambda: shown() == "GET " + second, 30), "the latest started is shown"
         assert release_first().status_code == 200
-        (worker,) = data(server, "show workers")["workers"]
+
+        def only_worker():
+            (worker,) = data(server, "show workers")["workers"]
+            return worker
+
+        # A request is counted once its response is out: wait for the first.
+        worker = wait_until(lambda: (lambda w: w["requests"] == 1 and w)(only_worker()), 10) or only_worker()
         assert worker["state"] == "busy" and worker["requests"] == 1, worker
     finally:
         assert release_second().status_code == 200
