@@ -213,15 +213,17 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
             return 1;
         }
     };
+    // Our own sockets are bound now and listen later (below): until then a
+    // client is refused, so one that found a socket answering finds the
+    // signal handlers and the metrics and control sockets in place. The
+    // pidfile comes after, so it too means the sockets take connections.
+    let fresh = listeners.len();
     for addr in binds {
         if listeners.iter().any(|l| l.serves(addr)) {
             continue;
         }
         match Listener::bind(addr, &owner) {
-            Ok(l) => {
-                info!("Listening at: {} ({})", l.addr(), getpid());
-                listeners.push(l);
-            }
+            Ok(l) => listeners.push(l),
             Err(e) => {
                 error!("{e}");
                 listeners.iter().for_each(Listener::remove_socket_file);
@@ -229,14 +231,6 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
             }
         }
     }
-    let pidfile = match settings.pidfile.as_deref().map(PidFile::create).transpose() {
-        Ok(p) => p,
-        Err(e) => {
-            error!("{e}");
-            listeners.iter().for_each(Listener::remove_socket_file);
-            return 1;
-        }
-    };
     let signals = match SignalQueue::install() {
         Ok(q) => q,
         Err(e) => {
@@ -269,6 +263,28 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
         Some(Err(e)) => {
             error!("{e}");
             listeners.iter().for_each(Listener::remove_socket_file);
+            return 1;
+        }
+    };
+    for l in &listeners[fresh..] {
+        if let Err(e) = l.listen() {
+            error!("{e}");
+            listeners.iter().for_each(Listener::remove_socket_file);
+            if let Some(control) = control {
+                control.close();
+            }
+            return 1;
+        }
+        info!("Listening at: {} ({})", l.addr(), getpid());
+    }
+    let pidfile = match settings.pidfile.as_deref().map(PidFile::create).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            error!("{e}");
+            listeners.iter().for_each(Listener::remove_socket_file);
+            if let Some(control) = control {
+                control.close();
+            }
             return 1;
         }
     };

@@ -28,7 +28,8 @@ pub const BACKLOG: i32 = 2048;
 /// for its bookkeeping): a maximum frame and then some.
 const UNIX_SEND_BUFFER: usize = ferrocorn_protocol::MAX_FRAME_SIZE + 256 * 1024;
 
-/// One bound, listening socket.
+/// One bound socket, listening once [`Listener::listen`] was called (or
+/// from the start, when adopted).
 #[derive(Debug)]
 pub struct Listener {
     fd: OwnedFd,
@@ -62,8 +63,8 @@ pub struct SocketFileOwner {
 }
 
 impl Listener {
-    /// Binds and listens on `addr`; a unix socket file gets `owner`'s
-    /// owner and mode first.
+    /// Binds `addr`; a unix socket file gets `owner`'s owner and mode. It
+    /// takes no connection (a client is refused) until [`Listener::listen`].
     pub fn bind(addr: &BindAddr, owner: &SocketFileOwner) -> Result<Listener, BindError> {
         let fail = |why: String| BindError {
             addr: addr.clone(),
@@ -86,6 +87,19 @@ impl Listener {
             fd,
             addr: addr.clone(),
         })
+    }
+
+    /// Starts taking connections. The master calls it last, once whatever
+    /// a client may use after connecting is in place (signal handlers, the
+    /// metrics and control sockets): a socket that answers means a master
+    /// ready to be spoken to.
+    pub fn listen(&self) -> Result<(), BindError> {
+        Backlog::new(BACKLOG)
+            .and_then(|backlog| listen(&self.fd, backlog))
+            .map_err(|e| BindError {
+                addr: self.addr.clone(),
+                why: e.to_string(),
+            })
     }
 
     /// Takes over a listening socket inherited from an old master (USR2
@@ -187,7 +201,7 @@ fn bind_unix(path: &Path, owner: &SocketFileOwner) -> io::Result<OwnedFd> {
     )?;
     bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
     // Connections are refused until listen(): the file is given away
-    // first, so whoever can connect sees its final owner and mode.
+    // now, so whoever can connect sees its final owner and mode.
     let give = || -> io::Result<()> {
         if owner.uid.is_some() || owner.gid.is_some() {
             chown(path, owner.uid, owner.gid)
@@ -200,7 +214,6 @@ fn bind_unix(path: &Path, owner: &SocketFileOwner) -> io::Result<OwnedFd> {
         let _ = std::fs::remove_file(path);
         return Err(e);
     }
-    listen(&fd, Backlog::new(BACKLOG)?)?;
     Ok(fd)
 }
 
@@ -238,7 +251,6 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<OwnedFd> {
         SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(a))?,
         SocketAddr::V6(a) => bind(fd.as_raw_fd(), &SockaddrIn6::from(a))?,
     }
-    listen(&fd, Backlog::new(BACKLOG)?)?;
     Ok(fd)
 }
 
@@ -278,6 +290,7 @@ mod tests {
             mode: 0o640,
         };
         let listener = Listener::bind(&BindAddr::Unix(path.clone()), &owner).unwrap();
+        listener.listen().unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o640);
         if nix::unistd::Uid::effective().is_root() {
@@ -291,6 +304,7 @@ mod tests {
         let path = tmp("a.sock");
         let addr = BindAddr::Unix(path.clone());
         let first = Listener::bind(&addr, &PRIVATE).unwrap();
+        first.listen().unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         // A live listener is "in use".
@@ -299,6 +313,9 @@ mod tests {
         // Once it is gone, its file is stale and replaced.
         drop(first);
         let second = Listener::bind(&addr, &PRIVATE).unwrap();
+        // Bound, it refuses connections until it listens.
+        assert!(UnixStream::connect(&path).is_err());
+        second.listen().unwrap();
         let _client = UnixStream::connect(&path).unwrap();
         assert!(second.accept().is_ok());
         second.remove_socket_file();
@@ -326,6 +343,7 @@ mod tests {
             &PRIVATE,
         )
         .unwrap();
+        l.listen().unwrap();
         assert_eq!(l.accept().unwrap_err(), nix::errno::Errno::EAGAIN);
         let _c = std::net::TcpStream::connect(("127.0.0.1", local_port(&l))).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));

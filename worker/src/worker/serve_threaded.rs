@@ -583,6 +583,7 @@ mod tests {
             },
         )
         .unwrap();
+        listener.listen().unwrap();
         let clients: Vec<_> = (0..8)
             .map(|_| {
                 let path = path.clone();
