@@ -8,7 +8,7 @@ set -euo pipefail
 
 "$ROOT/scripts/build.sh"
 ensure_venv
-ensure_apt curl
+ensure_apt curl iproute2   # iproute2: ss, which tests read listen queues with
 
 cd "$ROOT"
 log "cargo test (unit tests)"
