@@ -14,10 +14,11 @@ import socket
 import stat
 import subprocess
 import threading
+import time
 
 import requests
 
-from servers import APPS_DIR, FERROCORN_BIN, STOP_TIMEOUT, Ferrocorn, kill_group, wait_until
+from servers import APPS_DIR, FERROCORN_BIN, START_TIMEOUT, STOP_TIMEOUT, Ferrocorn, free_port, kill_group, wait_until
 
 
 def ctl(server, *words, json_out=True, path=None, user=None):
@@ -249,6 +250,27 @@ def test_reload_and_reopen_act_as_hup_and_usr1(start_dedicated, scratch):
     assert wait_until(lambda: server.log.path.exists(), 10), "reopen did not reopen the error log"
     assert data(server, "worker", "add") == {"added": 1, "previous": 2, "target": 3}
     server.wait_for_log(r"Number of workers: 3")
+
+
+def test_the_control_and_metrics_sockets_are_there_once_the_app_socket_answers(scratch):
+    """A deploy script that waits until the app socket answers, then runs
+    `ferrocorn ctl` or scrapes the metrics, finds both (the master used to
+    listen on the app socket first and bind the others a moment later)."""
+    port = free_port()
+    for attempt in range(5):
+        server = Ferrocorn(scratch, "ready%d" % attempt, "basic:app", workers=1,
+                           extra_args=["--metrics-bind", "127.0.0.1:%d" % port])
+        server.start()
+        try:
+            # The first moment the socket answers: no pause between tries.
+            deadline = time.monotonic() + START_TIMEOUT
+            while not server.answers():
+                assert server.proc.poll() is None and time.monotonic() < deadline, server.logs()
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(server.ctl))
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        finally:
+            server.stop()
 
 
 def test_shutdown_graceful_finishes_the_request_in_flight(start_dedicated, scratch):
