@@ -9,6 +9,7 @@ import json
 import os
 import pwd
 import re
+import select
 import signal
 import socket
 import stat
@@ -210,9 +211,23 @@ def test_commands_from_standard_input_and_a_terminal_prompt(start_dedicated):
     proc = subprocess.Popen([str(FERROCORN_BIN), "ctl", "-s", str(server.ctl)], stdin=follower,
                             stdout=follower, stderr=follower)
     os.close(follower)
-    os.write(leader, b"show listeners\nquit\n")
+    seen = bytearray()
+
+    def until_prompts(count):
+        """Reads what the terminal shows until `count` prompts are there."""
+        deadline = time.monotonic() + 30
+        while seen.count(b"ferrocorn> ") < count:
+            ready, _, _ = select.select([leader], [], [], max(0, deadline - time.monotonic()))
+            assert ready, bytes(seen)
+            seen.extend(os.read(leader, 4096))
+
+    # Typed as a user types, each line once its prompt is shown: the
+    # terminal echoes a line the moment it is typed, wherever ctl is.
+    until_prompts(1)
+    os.write(leader, b"show listeners\n")
+    until_prompts(2)
+    os.write(leader, b"quit\n")
     assert proc.wait(timeout=30) == 0
-    seen = b""
     while True:
         try:
             chunk = os.read(leader, 4096)
@@ -220,11 +235,11 @@ def test_commands_from_standard_input_and_a_terminal_prompt(start_dedicated):
             break
         if not chunk:
             break
-        seen += chunk
+        seen.extend(chunk)
     os.close(leader)
     text = seen.decode().replace("\r\n", "\n")
     assert "Connected to %s\nType 'help' for available commands, 'quit' to exit.\n" % server.ctl in text, text
-    assert "ferrocorn> listeners: unix:%s\nferrocorn> " % server.sock in text, text
+    assert "ferrocorn> show listeners\nlisteners: unix:%s\nferrocorn> quit\n" % server.sock in text, text
 
     # A wrong path is said at once, before any command is read.
     result = subprocess.run([str(FERROCORN_BIN), "ctl", "-s", str(server.ctl) + ".missing"], input="show stats\n",
