@@ -133,3 +133,23 @@ def test_a_failed_upgrade_gives_the_control_socket_back(start_dedicated, scratch
     old.wait_for_log(r"\[%d\] \[INFO\] Control socket at: %s \(again\)" % (old.proc.pid, old.ctl), since=mark)
     assert ctl_master_pid(old) == old.proc.pid
     assert requests.get(stack.url("/dedicated/"), timeout=30).content == b"v1"
+
+
+def test_a_new_master_failing_after_taking_the_sockets_leaves_their_files(start_dedicated, scratch):
+    """USR2, and the new master fails once it holds the inherited sockets (its when_ready raises): the
+    socket file is the old master's and stays, so nginx still reaches it."""
+    refuse = scratch / "refuse"
+    conf = scratch / "upgrade.conf.py"
+    conf.write_text("import os\n\n\ndef when_ready(server):\n"
+                    "    if os.path.exists(%r):\n"
+                    "        raise RuntimeError('this master refuses to start')\n" % str(refuse))
+    stack = start_dedicated(extra_args=["-c", str(conf)])
+    old = stack.ferrocorn
+    assert wait_until(lambda: ctl_states(old) == ["idle", "idle"], 30), ctl_states(old)
+    refuse.touch()
+    mark = old.log_marks()
+    old.proc.send_signal(signal.SIGUSR2)
+    old.wait_for_log(r"The new master exited .*this master stays in charge", since=mark, timeout=30)
+    assert "this master refuses to start" in old.logs(mark)
+    assert old.sock.exists()
+    assert requests.get(stack.url("/dedicated/hello"), timeout=30).status_code == 200

@@ -217,6 +217,8 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
     // client is refused, so one that found a socket answering finds the
     // signal handlers and the metrics and control sockets in place. The
     // pidfile comes after, so it too means the sockets take connections.
+    // Sockets from systemd or an old master (USR2) come first; their files
+    // are not ours to remove if the start fails.
     let fresh = listeners.len();
     for addr in binds {
         if listeners.iter().any(|l| l.serves(addr)) {
@@ -226,7 +228,7 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
             Ok(l) => listeners.push(l),
             Err(e) => {
                 error!("{e}");
-                listeners.iter().for_each(Listener::remove_socket_file);
+                remove_own_socket_files(&listeners[fresh..]);
                 return 1;
             }
         }
@@ -235,7 +237,7 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
         Ok(q) => q,
         Err(e) => {
             error!("cannot install signal handlers: {e}");
-            listeners.iter().for_each(Listener::remove_socket_file);
+            remove_own_socket_files(&listeners[fresh..]);
             return 1;
         }
     };
@@ -250,7 +252,7 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
                 "cannot listen for metrics on {:?}: {e}",
                 settings.metrics_bind
             );
-            listeners.iter().for_each(Listener::remove_socket_file);
+            remove_own_socket_files(&listeners[fresh..]);
             return 1;
         }
     };
@@ -262,14 +264,14 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
         Some(Ok(Some(server))) => Some(server),
         Some(Err(e)) => {
             error!("{e}");
-            listeners.iter().for_each(Listener::remove_socket_file);
+            remove_own_socket_files(&listeners[fresh..]);
             return 1;
         }
     };
     for l in &listeners[fresh..] {
         if let Err(e) = l.listen() {
             error!("{e}");
-            listeners.iter().for_each(Listener::remove_socket_file);
+            remove_own_socket_files(&listeners[fresh..]);
             if let Some(control) = control {
                 control.close();
             }
@@ -281,7 +283,7 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
         Ok(p) => p,
         Err(e) => {
             error!("{e}");
-            listeners.iter().for_each(Listener::remove_socket_file);
+            remove_own_socket_files(&listeners[fresh..]);
             if let Some(control) = control {
                 control.close();
             }
@@ -290,9 +292,7 @@ fn run_master(settings: Settings, start: StartContext) -> u8 {
     };
     if hooks.call("when_ready", workers, None, &[]) == Outcome::Raised {
         error!("Reason: the when_ready hook failed");
-        if !socket_activated {
-            listeners.iter().for_each(Listener::remove_socket_file);
-        }
+        remove_own_socket_files(&listeners[fresh..]);
         if let Some(control) = control {
             control.close();
         }
@@ -378,6 +378,12 @@ enum Readiness {
     Ready,
     /// After HUP, until the new workers serve and the old are retired.
     Reloading,
+}
+
+/// A start that fails removes the socket files it made, and only those:
+/// systemd's, or an old master's during a USR2 upgrade, still serve.
+fn remove_own_socket_files(own: &[Listener]) {
+    own.iter().for_each(Listener::remove_socket_file);
 }
 
 impl Arbiter {
