@@ -87,19 +87,25 @@ fn message_field(field: u32, len: usize) -> usize {
 }
 
 impl RequestHeadRef<'_> {
+    /// The fixed fields, as the one-pass encoder takes them.
+    fn fields(&self) -> HeadFields<'_> {
+        HeadFields {
+            method: self.method,
+            uri: self.uri,
+            path: self.path,
+            query_string: self.query_string,
+            protocol: self.protocol,
+            server_name: self.server_name,
+            server_port: self.server_port,
+            remote_addr: self.remote_addr,
+            remote_port: self.remote_port,
+            scheme: self.scheme,
+            content_length: self.content_length,
+        }
+    }
+
     fn message_len(&self) -> usize {
-        let mut n = varint_field(field::PROTOCOL_VERSION, u64::from(PROTOCOL_VERSION))
-            + len_field(field::METHOD, self.method.len())
-            + len_field(field::URI, self.uri.len())
-            + len_field(field::PATH, self.path.len())
-            + len_field(field::QUERY_STRING, self.query_string.len())
-            + len_field(field::PROTOCOL, self.protocol.len())
-            + len_field(field::SERVER_NAME, self.server_name.len())
-            + varint_field(field::SERVER_PORT, u64::from(self.server_port))
-            + len_field(field::REMOTE_ADDR, self.remote_addr.len())
-            + varint_field(field::REMOTE_PORT, u64::from(self.remote_port))
-            + len_field(field::SCHEME, self.scheme.len())
-            + varint_field(field::CONTENT_LENGTH, zigzag(self.content_length));
+        let mut n = self.fields().fixed_len();
         for (name, value) in self.headers {
             n += message_field(field::HEADERS, pair_len(name, value));
         }
@@ -136,24 +142,12 @@ impl RequestHeadRef<'_> {
         w.raw(&((total - FRAME_HEADER_LEN) as u32).to_be_bytes());
         w.key(field::FRAME_REQUEST_HEAD, WIRE_LEN);
         w.varint(message_len as u64);
-        w.varint_field(field::PROTOCOL_VERSION, u64::from(PROTOCOL_VERSION));
-        w.len_field(field::METHOD, self.method);
-        w.len_field(field::URI, self.uri);
-        w.len_field(field::PATH, self.path);
-        w.len_field(field::QUERY_STRING, self.query_string);
-        w.len_field(field::PROTOCOL, self.protocol);
-        for (name, value) in self.headers {
-            w.pair(field::HEADERS, name, value);
-        }
-        w.len_field(field::SERVER_NAME, self.server_name);
-        w.varint_field(field::SERVER_PORT, u64::from(self.server_port));
-        w.len_field(field::REMOTE_ADDR, self.remote_addr);
-        w.varint_field(field::REMOTE_PORT, u64::from(self.remote_port));
-        w.len_field(field::SCHEME, self.scheme);
-        for (name, value) in self.params {
-            w.pair(field::PARAMS, name, value);
-        }
-        w.varint_field(field::CONTENT_LENGTH, zigzag(self.content_length));
+        write_message(
+            &mut w,
+            &self.fields(),
+            self.headers.iter().copied(),
+            self.params.iter().copied(),
+        );
         debug_assert_eq!(w.pos, total);
         Ok(total)
     }
@@ -231,6 +225,27 @@ pub fn encode_frame<'h, 'p>(
         out,
         pos: PREFIX_ROOM,
     };
+    write_message(&mut w, fields, headers, params);
+    let end = w.pos;
+    let message_len = end - PREFIX_ROOM;
+    let total = RequestHeadRef::frame_len_for(message_len)?;
+    let start = end - total;
+    w.pos = start;
+    w.raw(&((total - FRAME_HEADER_LEN) as u32).to_be_bytes());
+    w.key(field::FRAME_REQUEST_HEAD, WIRE_LEN);
+    w.varint(message_len as u64);
+    debug_assert_eq!(w.pos, PREFIX_ROOM);
+    Ok(start..end)
+}
+
+/// The `RequestHead` message's fields, in the order prost writes them.
+#[inline(always)]
+fn write_message<'h, 'p>(
+    w: &mut Writer<'_>,
+    fields: &HeadFields<'_>,
+    headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+    params: impl IntoIterator<Item = (&'p [u8], &'p [u8])>,
+) {
     w.varint_field(field::PROTOCOL_VERSION, u64::from(PROTOCOL_VERSION));
     w.len_field(field::METHOD, fields.method);
     w.len_field(field::URI, fields.uri);
@@ -249,17 +264,6 @@ pub fn encode_frame<'h, 'p>(
         w.pair(field::PARAMS, name, value);
     }
     w.varint_field(field::CONTENT_LENGTH, zigzag(fields.content_length));
-
-    let end = w.pos;
-    let message_len = end - PREFIX_ROOM;
-    let total = RequestHeadRef::frame_len_for(message_len)?;
-    let start = end - total;
-    w.pos = start;
-    w.raw(&((total - FRAME_HEADER_LEN) as u32).to_be_bytes());
-    w.key(field::FRAME_REQUEST_HEAD, WIRE_LEN);
-    w.varint(message_len as u64);
-    debug_assert_eq!(w.pos, PREFIX_ROOM);
-    Ok(start..end)
 }
 
 struct Writer<'b> {
