@@ -35,6 +35,22 @@ sock="$run/app.sock"
 
 load=""
 upstream="upstream app { server unix:$sock; keepalive 32; }"
+# The head of an nginx config, up to inside `http {`: NAME (for its pid and
+# error log) and master_process on|off.
+nginx_prologue() {
+    cat <<EOF
+daemon off;
+master_process $2;
+worker_processes 1;
+pid $run/$1.pid;
+error_log $run/logs/$1-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    default_type text/plain;
+EOF
+}
+
 if [ "$mode" = ferrocorn ]; then
     cat > "$run/hello_app.py" <<'EOF'
 HELLO = b"Hello, World!\n"
@@ -50,16 +66,8 @@ EOF
     load="load_module $DIST/modules/ngx_http_ferrocorn_module.so;"
     location="ferrocorn_pass app;"
 else
-    cat > "$run/backend.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $run/backend.pid;
-error_log $run/logs/backend-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    default_type text/plain;
+    { nginx_prologue backend on
+        cat <<EOF
     keepalive_requests 1000000;
     server {
         listen unix:$sock;
@@ -67,6 +75,7 @@ http {
     }
 }
 EOF
+    } > "$run/backend.conf"
     "$DIST/sbin/nginx" -p "$run" -c "$run/backend.conf" &
     pids+=($!)
     # As bench/driver/servers.py's PROXY_LOCATION.
@@ -78,17 +87,9 @@ EOF
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_redirect off;'
 fi
-cat > "$run/front.conf" <<EOF
-$load
-daemon off;
-master_process off;
-worker_processes 1;
-pid $run/front.pid;
-error_log $run/logs/front-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    default_type text/plain;
+{ echo "$load"
+    nginx_prologue front off
+    cat <<EOF
     sendfile on;
     $upstream
     server {
@@ -99,6 +100,7 @@ http {
     }
 }
 EOF
+} > "$run/front.conf"
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 [ -S "$sock" ] || die "the backend did not listen on $sock (see $run/logs)"
 
