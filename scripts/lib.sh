@@ -4,9 +4,11 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIST="$ROOT/dist"
 VENV="$ROOT/.venv"
-# Debian's CPython: the workers embed its libpython, so pyo3 links against it.
+# Debian's CPython: the project venv's interpreter, and the one the binary
+# embeds (pyo3 links its libpython) unless PYO3_PYTHON names another: a
+# CPython 3.9-3.13 with a shared libpython (e.g. a pyenv build).
 PYTHON=/usr/bin/python3.11
-export PYO3_PYTHON="$PYTHON"
+export PYO3_PYTHON="${PYO3_PYTHON:-$PYTHON}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -1,11 +1,13 @@
 //! `-c FILE`: a Gunicorn-style Python config file, evaluated without
 //! Python in the master.
 //!
-//! The master never starts CPython (workers fork from a Python-free
-//! process, so nothing of an interpreter is shared or half-initialized at
-//! fork). The file is therefore run by a short-lived `python` subprocess:
-//! the virtualenv's `bin/python` when one is given (so the file can import
-//! what the app imports), else the interpreter Ferrocorn was built
+//! The binary's master never starts CPython (workers fork from a
+//! Python-free process, so nothing of an interpreter is shared or
+//! half-initialized at fork), and the Python package's master runs no
+//! Python code of the user's before it forks. The file is therefore run by
+//! a short-lived `python` subprocess: the virtualenv's `bin/python` when
+//! one is given (so the file can import what the app imports), else the
+//! running Python (the package) or the interpreter the binary was built
 //! against. That process `exec`s the file as Gunicorn does and prints every
 //! top-level name as NUL-separated records, which [`evaluate`] returns for
 //! the settings table to validate like command-line values. A file that
@@ -77,10 +79,7 @@ sys.stdout.buffer.write("".join(out).encode("utf-8", "surrogateescape"))
 
 /// The interpreter that evaluates config files.
 pub fn python_for(virtualenv: Option<&Path>) -> PathBuf {
-    match virtualenv {
-        Some(venv) => crate::settings::python_of(venv),
-        None => PathBuf::from(option_env!("FERROCORN_BUILD_PYTHON").unwrap_or("python3")),
-    }
+    crate::python::host::python_executable(virtualenv)
 }
 
 /// Evaluates `file` with `python`. `repeatable`: names of settings that

@@ -52,15 +52,30 @@ mod worker;
 #[doc(hidden)]
 pub mod hot_path;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use settings::Command;
 
-/// The `ferrocorn` command: parses arguments, environment and config file,
-/// then runs the supervisor (or prints help or the version); `ferrocorn
-/// ctl` (or the binary named `ferrocornctl`) is the control socket client.
+pub use python::host::{PythonVersion, RunningPython};
+
+/// The `ferrocorn` binary's command line: see [`main_with_args`].
 pub fn cli() -> ExitCode {
-    let mut args: Vec<_> = std::env::args_os().collect();
+    ExitCode::from(main_with_args(std::env::args_os().collect()))
+}
+
+/// The Python package's `ferrocorn` (`ferrocorn._native.run`): the same
+/// command, in the running `python` it is called from, with the GIL held
+/// by the caller. `args` is `sys.argv`.
+pub fn run_in_python(py: pyo3::Python<'_>, args: Vec<OsString>, python: RunningPython) -> u8 {
+    python::run_in_running_python(py, python, || main_with_args(args))
+}
+
+/// The `ferrocorn` command (`args[0]` is the program): parses arguments,
+/// environment and config file, then runs the supervisor (or prints help
+/// or the version); `ferrocorn ctl` (or the program named
+/// `ferrocornctl`) is the control socket client. Returns the exit code.
+pub fn main_with_args(mut args: Vec<OsString>) -> u8 {
     let program = if args.is_empty() {
         Default::default()
     } else {
@@ -76,22 +91,28 @@ pub fn cli() -> ExitCode {
     let vars: Vec<(String, String)> = std::env::vars().collect();
     let env = settings::Environment::from_vars(&vars);
     match settings::parse_all(&args, env, &config_file::evaluate) {
-        Ok(Command::Run(settings)) => ExitCode::from(supervisor::run(*settings)),
+        Ok(Command::Run(mut settings)) => {
+            if let Err(e) = python::settle_virtualenv(&mut settings) {
+                eprintln!("Error: {e}");
+                return 2;
+            }
+            supervisor::run(*settings)
+        }
         Ok(Command::Help) => {
             print!("{}", settings::help());
-            ExitCode::SUCCESS
+            0
         }
         Ok(Command::Markdown) => {
             print!("{}", settings::markdown());
-            ExitCode::SUCCESS
+            0
         }
         Ok(Command::Version) => {
             println!("ferrocorn {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+            0
         }
         Err(e) => {
             eprintln!("Error: {e}");
-            ExitCode::from(2)
+            2
         }
     }
 }

@@ -1372,16 +1372,11 @@ fn existing_dir(v: &str) -> Result<PathBuf, String> {
 
 fn virtualenv_dir(v: &str) -> Result<PathBuf, String> {
     let path = existing_dir(v)?;
-    if python_of(&path).exists() {
+    if crate::python::host::python_of(&path).exists() {
         Ok(path)
     } else {
         Err("expected a virtualenv directory (it has no bin/python)".into())
     }
-}
-
-/// The interpreter a virtualenv's scripts run with.
-pub fn python_of(virtualenv: &Path) -> PathBuf {
-    virtualenv.join("bin").join("python")
 }
 
 /// Parses `unix:PATH`, `HOST:PORT`, `[V6]:PORT`, or `HOST` (port 8000).

@@ -9,7 +9,6 @@ use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -31,16 +30,16 @@ struct Invocation {
 }
 
 /// Runs `ferrocorn ctl` with the arguments after `ctl`.
-pub fn main(args: &[OsString]) -> ExitCode {
+pub fn main(args: &[OsString]) -> u8 {
     let invocation = match parse_args(args) {
         Ok(Some(i)) => i,
         Ok(None) => {
             let _ = io::stdout().write_all(usage().as_bytes());
-            return ExitCode::SUCCESS;
+            return 0;
         }
         Err(e) => {
             eprintln!("Error: {e}\n\n{}", usage());
-            return ExitCode::from(2);
+            return 2;
         }
     };
     let Some(command) = invocation.command.as_deref() else {
@@ -50,7 +49,7 @@ pub fn main(args: &[OsString]) -> ExitCode {
         Ok(reply) => print_reply(&invocation, &reply),
         Err(e) => {
             eprintln!("Error: {e}");
-            ExitCode::from(1)
+            1
         }
     }
 }
@@ -59,12 +58,12 @@ pub fn main(args: &[OsString]) -> ExitCode {
 /// drops a client silent for 10 s; a person at a prompt is slower). A
 /// mistyped command is explained and the next one read; `quit`, `exit` or
 /// the end of input stops.
-fn interactive(invocation: &Invocation) -> ExitCode {
+fn interactive(invocation: &Invocation) -> u8 {
     let terminal = io::stdin().is_terminal();
     // Reached once first, so a wrong path is said before anything is typed.
     if let Err(e) = connect(&invocation.socket) {
         eprintln!("Error: {e}");
-        return ExitCode::from(1);
+        return 1;
     }
     if terminal {
         println!(
@@ -83,7 +82,7 @@ fn interactive(invocation: &Invocation) -> ExitCode {
             Some(Ok(line)) => line,
             Some(Err(e)) => {
                 eprintln!("Error: reading standard input: {e}");
-                return ExitCode::from(1);
+                return 1;
             }
             None => {
                 if terminal {
@@ -104,7 +103,7 @@ fn interactive(invocation: &Invocation) -> ExitCode {
             continue;
         }
         let done = match ask(&invocation.socket, &command) {
-            Ok(reply) => print_reply(invocation, &reply) == ExitCode::SUCCESS,
+            Ok(reply) => print_reply(invocation, &reply) == 0,
             Err(e) => {
                 eprintln!("Error: {e}");
                 false
@@ -113,9 +112,9 @@ fn interactive(invocation: &Invocation) -> ExitCode {
         failed |= !done;
     }
     if failed {
-        ExitCode::from(1)
+        1
     } else {
-        ExitCode::SUCCESS
+        0
     }
 }
 
@@ -230,7 +229,7 @@ fn ask(socket: &Path, command: &str) -> Result<Value, String> {
     serde_json::from_str(&line).map_err(|e| format!("{path} sent a reply that is not JSON: {e}"))
 }
 
-fn print_reply(invocation: &Invocation, reply: &Value) -> ExitCode {
+fn print_reply(invocation: &Invocation, reply: &Value) -> u8 {
     let ok = reply["status"] == "ok";
     // Written, not print!ed: a closed pipe (`| head`) is not a crash.
     let mut out = io::stdout().lock();
@@ -247,9 +246,9 @@ fn print_reply(invocation: &Invocation, reply: &Value) -> ExitCode {
         );
     }
     if ok {
-        ExitCode::SUCCESS
+        0
     } else {
-        ExitCode::from(1)
+        1
     }
 }
 

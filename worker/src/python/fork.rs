@@ -13,6 +13,16 @@ pub struct Preloaded {
     pub(super) app: Py<PyAny>,
 }
 
+/// Forks with `raw_fork` (which does only the fork itself), through
+/// [`fork_with_python`] when this process runs Python.
+pub fn fork_process(raw_fork: impl FnOnce() -> nix::Result<ForkResult>) -> nix::Result<ForkResult> {
+    if super::is_running() {
+        fork_with_python(raw_fork)
+    } else {
+        raw_fork()
+    }
+}
+
 /// Forks with `raw_fork` (which does only the fork itself) while this
 /// process runs Python.
 pub fn fork_with_python(

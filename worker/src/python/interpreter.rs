@@ -1,11 +1,18 @@
 //! Starting and stopping CPython inside a worker (in the master only
 //! with `--preload`).
 //!
-//! Python is configured like the `python` of the virtualenv when one is
-//! given (its `bin/python` as `executable`, so `site` finds its packages;
-//! else the `python` it was built against),
+//! The binary starts the CPython it links: configured like the `python`
+//! of the virtualenv when one is given (its `bin/python` as `executable`,
+//! so `site` finds its packages; else the `python` it was built against),
 //! without Python's own signal handlers (the worker owns SIGINT/SIGTERM),
 //! and with `sys.argv` set to the server's command line, as Gunicorn has it.
+//!
+//! The Python package runs inside a `python` that is already up (its
+//! entry point releases the GIL, as [`initialize`] does, before running
+//! the command): starting is then only the
+//! `sys.path` part, and stopping runs what the interpreter's own exit
+//! would (threads joined, atexit handlers, stdio flushed) without tearing
+//! it down under the entry point's frame.
 
 use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
@@ -17,7 +24,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::settings::python_of;
+use super::host::{self, python_of};
 
 /// The main thread's state, saved when the GIL is released after
 /// initialization; restored to finalize.
@@ -49,9 +56,21 @@ fn c_string(bytes: &[u8]) -> Result<CString, String> {
         .map_err(|_| format!("{:?} contains a NUL byte", String::from_utf8_lossy(bytes)))
 }
 
-/// Starts Python, then puts `pythonpath` and the current directory in
-/// front of `sys.path`. Leaves the GIL released.
+/// Starts Python (unless it runs already: the Python package), then puts
+/// `pythonpath` and the current directory in front of `sys.path`. Leaves
+/// the GIL released.
 pub fn initialize(virtualenv: Option<&Path>, pythonpath: &[PathBuf]) -> Result<(), String> {
+    if let Some(running) = host::running() {
+        return Python::attach(|py| {
+            if let Some(venv) =
+                virtualenv.filter(|v| v.canonicalize().ok() != running.prefix.canonicalize().ok())
+            {
+                add_site_dir(py, &host::site_packages(venv, running.version))?;
+            }
+            extend_sys_path(py, pythonpath)
+        })
+        .map_err(|e| format!("cannot set sys.path: {e}"));
+    }
     let executable = match virtualenv {
         Some(venv) => Some(python_of(venv)),
         None => build_python(),
@@ -102,6 +121,14 @@ pub fn initialize(virtualenv: Option<&Path>, pythonpath: &[PathBuf]) -> Result<(
         .map_err(|e| format!("cannot set sys.path: {e}"))
 }
 
+/// A virtualenv of the same Python as the running one, other than its own
+/// prefix: its packages load as `site` loads a venv's (`.pth` files too).
+fn add_site_dir(py: Python<'_>, dir: &Path) -> PyResult<()> {
+    py.import("site")?
+        .call_method1("addsitedir", (dir.to_string_lossy().into_owned(),))?;
+    Ok(())
+}
+
 /// The interpreter this binary was built against, when it is still there:
 /// Python then has the same `sys.executable` and prefix as when run as that
 /// `python`, instead of deriving them from the `ferrocorn` binary's path.
@@ -125,14 +152,23 @@ fn extend_sys_path(py: Python<'_>, pythonpath: &[PathBuf]) -> PyResult<()> {
     Ok(())
 }
 
-/// Whether [`initialize`] succeeded in this process (and no finalize yet).
+/// Whether Python runs in this process: [`initialize`] succeeded (and no
+/// finalize yet), or this is the Python package (always).
 pub fn is_initialized() -> bool {
-    !MAIN_THREAD.load(Ordering::SeqCst).is_null()
+    host::running().is_some() || !MAIN_THREAD.load(Ordering::SeqCst).is_null()
 }
 
 /// Runs Python's shutdown (atexit handlers, joining non-daemon threads,
 /// flushing stdio). The last Python call of the process.
 pub fn finalize() {
+    if host::running().is_some() {
+        // A worker of the Python package: its process ends right after,
+        // below the entry point's frame; Py_FinalizeEx would tear the
+        // interpreter down under it. What the user's code can see of an
+        // exit runs here instead, in the order Py_FinalizeEx runs it.
+        Python::attach(run_exit_steps);
+        return;
+    }
     let main = MAIN_THREAD.swap(std::ptr::null_mut(), Ordering::SeqCst);
     if main.is_null() {
         return;
@@ -143,6 +179,33 @@ pub fn finalize() {
         ffi::PyEval_RestoreThread(main);
         if ffi::Py_FinalizeEx() < 0 {
             warning!("Python finalization reported an error");
+        }
+    }
+}
+
+/// `threading._shutdown()` (non-daemon threads joined), the atexit
+/// handlers, then stdout and stderr flushed.
+fn run_exit_steps(py: Python<'_>) {
+    let steps: [(&str, &str); 2] = [("threading", "_shutdown"), ("atexit", "_run_exitfuncs")];
+    for (module, function) in steps {
+        // threading's shutdown only matters once the module is imported.
+        let imported = py
+            .import("sys")
+            .and_then(|sys| sys.getattr("modules"))
+            .and_then(|m| m.contains(module))
+            .unwrap_or(false);
+        if !imported && module == "threading" {
+            continue;
+        }
+        if let Err(e) = py.import(module).and_then(|m| m.call_method0(function)) {
+            warning!("{module}.{function}() failed at worker exit: {e}");
+        }
+    }
+    if let Ok(sys) = py.import("sys") {
+        for name in ["stdout", "stderr"] {
+            if let Ok(stream) = sys.getattr(name) {
+                let _ = stream.call_method0("flush");
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod exchange;
 mod file_wrapper;
 mod fork;
 mod hooks;
+pub mod host;
 mod input;
 mod interpreter;
 mod latin1;
@@ -22,7 +23,7 @@ mod wsgi;
 use pyo3::prelude::*;
 
 use crate::settings::Settings;
-pub use fork::{fork_with_python, Preloaded};
+pub use fork::{fork_process, Preloaded};
 pub use wsgi::WsgiApp;
 
 /// Why a worker could not start serving.
@@ -142,9 +143,51 @@ pub fn preload(settings: &Settings) -> Result<Preloaded, BootError> {
     })
 }
 
-/// Whether this process runs Python (a preloading master).
+/// Whether this process runs Python (a preloading master, or any process
+/// of the Python package).
 pub fn is_running() -> bool {
     interpreter::is_initialized()
+}
+
+/// Whether Ferrocorn runs as the Python package (inside the app's own
+/// `python`) rather than as the binary embedding one.
+pub fn is_package() -> bool {
+    host::running().is_some()
+}
+
+/// The Python package's entry point around the whole command: records the
+/// running Python and releases the GIL while `command` runs (everything
+/// past this point attaches when it needs Python, as in the binary).
+pub fn run_in_running_python<R: Send>(
+    py: Python<'_>,
+    python: host::RunningPython,
+    command: impl FnOnce() -> R + Send,
+) -> R {
+    host::set_running(python);
+    py.detach(command)
+}
+
+/// Settles which virtualenv the app uses: `--virtualenv` or
+/// `$VIRTUAL_ENV`, else one that the `--chdir` directory holds (`.venv`,
+/// `venv`); refuses one made by another Python than the one serving. The
+/// running Python's own venv needs nothing done.
+pub fn settle_virtualenv(settings: &mut Settings) -> Result<(), String> {
+    if settings.virtualenv.is_none() {
+        if let Some(found) = settings.chdir.as_deref().and_then(host::venv_in) {
+            settings.virtualenv = Some(found);
+        }
+    }
+    let Some(venv) = settings.virtualenv.as_deref() else {
+        return Ok(());
+    };
+    host::check_virtualenv(venv)?;
+    if let Some(running) = host::running() {
+        let own = venv.canonicalize().ok() == running.prefix.canonicalize().ok();
+        if own {
+            settings.virtualenv = None;
+        }
+    }
+    Ok(())
 }
 
 /// `--reload`: an app that does not import is logged and replaced by one

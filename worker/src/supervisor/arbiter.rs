@@ -62,8 +62,12 @@ impl From<crate::ctl::protocol::ShutdownKind> for Stop {
 pub fn run(settings: Settings) -> u8 {
     let start = StartContext::capture();
     let code = run_master(settings, start);
-    // With --preload: the app's atexit handlers, as when Gunicorn exits.
-    python::finalize();
+    // With --preload: the app's atexit handlers, as when Gunicorn exits
+    // (the Python package's master returns to its python, whose own exit
+    // runs them).
+    if !python::is_package() {
+        python::finalize();
+    }
     code
 }
 

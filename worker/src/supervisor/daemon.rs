@@ -6,7 +6,7 @@
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
-use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, fork, setsid, ForkResult};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, setsid, ForkResult};
 
 /// Detaches; returns in the grandchild only. Must run while the process
 /// has a single thread.
@@ -14,8 +14,10 @@ pub fn daemonize() -> Result<(), String> {
     for step in ["first", "second"] {
         // SAFETY: called at the start of the master, before any thread,
         // signal handler state or child process exists; the parent leaves
-        // at once with `_exit`, running nothing else.
-        match unsafe { fork() } {
+        // at once with `_exit`, running nothing else. (The Python package's
+        // master runs Python: fork_process forks as os.fork does then.)
+        let raw_fork = || unsafe { nix::unistd::fork() };
+        match crate::python::fork_process(raw_fork) {
             Ok(ForkResult::Parent { .. }) => {
                 // SAFETY: ends the parent without running atexit handlers
                 // or destructors that the child still relies on.

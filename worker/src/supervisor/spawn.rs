@@ -64,12 +64,7 @@ pub fn fork() -> nix::Result<Option<Pid>> {
     // a consistent copy of every lock and allocator, and may run any
     // code, not only async-signal-safe code.
     let raw_fork = || unsafe { nix::unistd::fork() };
-    let forked = if python::is_running() {
-        python::fork_with_python(raw_fork)
-    } else {
-        raw_fork()
-    };
-    match forked {
+    match python::fork_process(raw_fork) {
         Ok(ForkResult::Parent { child }) => {
             signals::restore_mask(mask);
             Ok(Some(child))

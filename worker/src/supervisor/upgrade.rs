@@ -39,11 +39,19 @@ pub struct StartContext {
 }
 
 impl StartContext {
-    /// Captured at start, before `--chdir`.
+    /// Captured at start, before `--chdir`. The Python package's master is
+    /// a `python` running the `ferrocorn` script (or `-m ferrocorn`): its
+    /// process arguments are python's own, and the program is
+    /// `sys.executable`, the venv's python (the file it links to would
+    /// lose the venv).
     pub fn capture() -> StartContext {
         let mut argv = std::env::args_os();
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let arg0 = PathBuf::from(argv.next().unwrap_or_else(|| "ferrocorn".into()));
+        let arg0 = match crate::python::host::running() {
+            Some(python) => python.executable.clone(),
+            None => arg0,
+        };
         // A bare name is looked up in PATH at exec, as the shell did.
         let program = if arg0.components().count() > 1 {
             cwd.join(arg0)

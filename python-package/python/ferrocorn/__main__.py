@@ -1,0 +1,5 @@
+"""``python -m ferrocorn``: the ``ferrocorn`` command."""
+
+from ferrocorn import main
+
+main()
