@@ -107,7 +107,11 @@ pub fn main_with_args(mut args: Vec<OsString>) -> u8 {
             0
         }
         Ok(Command::Version) => {
-            println!("ferrocorn {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "ferrocorn {} ({})",
+                env!("CARGO_PKG_VERSION"),
+                python::host::describe()
+            );
             0
         }
         Err(e) => {

@@ -393,9 +393,14 @@ pub static SETTINGS: &[Setting] = &[
         meta: "DIR",
         default: None,
         repeatable: false,
-        doc: "A virtualenv whose packages the app uses: workers start Python as \
-              its `bin/python`, so its site-packages load. Defaults to the \
-              `VIRTUAL_ENV` environment variable when that is set.",
+        doc: "A virtualenv whose packages the app uses. Defaults to the \
+              `VIRTUAL_ENV` environment variable when that is set, else to a \
+              `.venv` or `venv` (with a `pyvenv.cfg`) inside the `--chdir` \
+              directory. The binary starts Python as its `bin/python`, so its \
+              site-packages load; Ferrocorn installed with pip runs on its own \
+              venv's Python and adds another venv's site-packages. Either \
+              refuses, naming both versions, a venv made by another Python than \
+              the one serving: install Ferrocorn into that venv instead.",
         apply: |s, v| {
             s.virtualenv = Some(virtualenv_dir(v)?);
             Ok(())
@@ -449,7 +454,7 @@ pub static SETTINGS: &[Setting] = &[
         repeatable: false,
         doc: "A Gunicorn-style Python config file: top-level names are settings \
               (`workers = 4`, `bind = [\"unix:/run/app.sock\"]`...), read by a \
-              python subprocess so the master never runs Python. \
+              python subprocess, so none of its code runs in the master. \
               `FERROCORN_CMD_ARGS` (or `GUNICORN_CMD_ARGS`) overrides it, the \
               command line overrides both. Names starting with `_` are helpers; \
               any other unknown name stops the start.",

@@ -74,6 +74,15 @@ pub fn version() -> PythonVersion {
     }
 }
 
+/// Which Python serves the app, for `--version`: `CPython 3.12 at
+/// /venv/bin/python` (the package) or `embeds CPython 3.11` (the binary).
+pub fn describe() -> String {
+    match running() {
+        Some(r) => format!("CPython {} at {}", r.version, r.executable.display()),
+        None => format!("embeds CPython {}", embedded_version()),
+    }
+}
+
 /// The version the binary was built against (`worker/build.rs`).
 fn embedded_version() -> PythonVersion {
     PythonVersion::parse(env!("FERROCORN_EMBEDDED_PYTHON"))
