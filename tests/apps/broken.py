@@ -34,6 +34,16 @@ def str_body(environ, start_response, token):
     return ["this is str, not bytes"]
 
 
+def bare_str(environ, start_response, token):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return "a bare str"
+
+
+def bare_bytearray(environ, start_response, token):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return bytearray(b"a bare bytearray")
+
+
 def non_iterable(environ, start_response, token):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return 42
@@ -61,6 +71,8 @@ ROUTES = {
         raise_after,
         raise_after_length,
         str_body,
+        bare_str,
+        bare_bytearray,
         non_iterable,
         bad_status,
         newline_header,

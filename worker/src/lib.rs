@@ -11,7 +11,8 @@
 //!   [`hot_path`].
 //! - [`ctl`]: `ferrocorn ctl`, the control socket's client and protocol.
 //! - [`settings`]: every setting as data (flags, default, validator, doc);
-//!   the parser and `--help` come from that table.
+//!   the parser and `--help` come from that table; `settings_guides` (a
+//!   test) keeps the guides in `docs/` true to it.
 //! - [`logging`]: the error log in Gunicorn's line format.
 //! - [`access_log`]: one line per request in Gunicorn's
 //!   `access_log_format`, written by workers.
@@ -45,6 +46,8 @@ mod metrics;
 mod python;
 mod settings;
 mod settings_compat;
+#[cfg(test)]
+mod settings_guides;
 mod signals;
 mod supervisor;
 mod worker;

@@ -22,7 +22,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
-struct Invocation {
+pub(crate) struct Invocation {
     socket: PathBuf,
     json: bool,
     /// None: commands come from standard input.
@@ -136,7 +136,7 @@ fn usage() -> String {
 }
 
 /// `Ok(None)`: `--help`.
-fn parse_args(args: &[OsString]) -> Result<Option<Invocation>, String> {
+pub(crate) fn parse_args(args: &[OsString]) -> Result<Option<Invocation>, String> {
     let mut socket = PathBuf::from(DEFAULT_CONTROL_SOCKET);
     let mut json = false;
     let mut words: Vec<&str> = Vec::new();

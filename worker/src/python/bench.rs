@@ -28,7 +28,7 @@ pub fn start(pythonpath: PathBuf, spec: &str) -> Result<(WsgiApp, Py<PyAny>), St
             e.log(py);
             format!("cannot load {spec}")
         })?;
-        let wsgi = WsgiApp::new(py, app.clone_ref(py), None).map_err(|e| e.to_string())?;
+        let wsgi = WsgiApp::new(py, app.clone_ref(py), spec, None).map_err(|e| e.to_string())?;
         Ok((wsgi, app))
     })
 }

@@ -85,7 +85,7 @@ pub fn boot(
             }
             None => load_app(py, settings)?,
         };
-        let mut app = WsgiApp::new(py, app, hooks)
+        let mut app = WsgiApp::new(py, app, &settings.app, hooks)
             .map_err(|e| BootError::Interpreter(traceback::describe(py, &e)))?;
         if settings.reload {
             let failed_import_started = (!watch_also.is_empty()).then_some(import_started);

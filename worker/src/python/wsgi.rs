@@ -2,13 +2,15 @@
 //! [`Handler`] the serving loop drives.
 //!
 //! Order of events: build environ, call `app(environ, start_response)`,
-//! send each body item (the head goes out with the first non-empty one),
+//! send each body item (the head goes out with the first non-empty one; a
+//! bare `bytes` return value, which uWSGI and Unit send, is one item),
 //! always call the iterable's `close()`, then end the response. Failures:
 //! before the head is sent, a 500 page; after, an `error` frame that makes
 //! nginx cut the response. Either way the traceback goes to the error log
 //! and the worker carries on.
 
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -16,7 +18,7 @@ use ferrocorn_protocol::request_head_view::RequestHeadView;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyMemoryView, PyString, PyTuple};
 
 use super::environ::EnvironBuilder;
 use super::errors::{type_name, Errors};
@@ -34,7 +36,7 @@ use ferrocorn_protocol::pb::error::Kind as ErrorKind;
 
 /// The loaded app and what this worker reuses for every request.
 pub struct WsgiApp {
-    app: Py<PyAny>,
+    app: LoadedApp,
     /// The single-threaded worker's environ builder (`wsgi.multithread`
     /// false); with threads, each thread has its own ([`ThreadApp`]).
     environ: EnvironBuilder,
@@ -44,6 +46,31 @@ pub struct WsgiApp {
     /// serving loop's thread only; locked since the app is shared with
     /// the pool threads).
     reloader: Option<Mutex<Reloader>>,
+}
+
+/// The app callable, and what the worker says about it once.
+struct LoadedApp {
+    callable: Py<PyAny>,
+    /// `MODULE:APP` as given, naming the app in log lines.
+    spec: String,
+    /// The app returned a bare `bytes` object and this worker said so:
+    /// one warning per worker, not one per request.
+    warned_bare_bytes: AtomicBool,
+}
+
+impl LoadedApp {
+    /// Says once per worker that the app returns a bare `bytes` object.
+    fn warn_bare_bytes(&self) {
+        if !self.warned_bare_bytes.load(Ordering::Relaxed)
+            && !self.warned_bare_bytes.swap(true, Ordering::Relaxed)
+        {
+            warning!(
+                "app '{}' returned a bytes object, not an iterable of bytes; sending it as \
+                 the body (PEP 3333 wants an iterable: return [body]). Said once per worker.",
+                self.spec
+            );
+        }
+    }
 }
 
 /// One pool thread's handler (`--threads`): the shared app and hooks, and
@@ -71,9 +98,19 @@ fn environ_builder(py: Python<'_>, multithread: bool) -> PyResult<EnvironBuilder
 }
 
 impl WsgiApp {
-    pub fn new(py: Python<'_>, app: Py<PyAny>, hooks: Option<Hooks>) -> PyResult<WsgiApp> {
+    /// `app` is the callable `spec` (`MODULE:APP`) names.
+    pub fn new(
+        py: Python<'_>,
+        app: Py<PyAny>,
+        spec: &str,
+        hooks: Option<Hooks>,
+    ) -> PyResult<WsgiApp> {
         Ok(WsgiApp {
-            app,
+            app: LoadedApp {
+                callable: app,
+                spec: spec.to_owned(),
+                warned_bare_bytes: AtomicBool::new(false),
+            },
             environ: environ_builder(py, false)?,
             hooks,
             reloader: None,
@@ -101,7 +138,7 @@ impl WsgiApp {
 /// What serving one request needs: the app, the hooks and an environ
 /// builder, whether the worker's own or a thread's.
 struct Request<'a> {
-    app: &'a Py<PyAny>,
+    app: &'a LoadedApp,
     hooks: Option<&'a Hooks>,
     environ: &'a mut EnvironBuilder,
     threaded: bool,
@@ -147,25 +184,13 @@ impl Request<'_> {
             .map_err(Failure::App)?
             .into_any();
         let Some(hooks) = self.hooks.filter(|h| h.on_requests()) else {
-            return call_app(
-                py,
-                exchange,
-                self.app.bind(py),
-                environ.into_any(),
-                start_response,
-            );
+            return call_app(py, exchange, self.app, environ.into_any(), start_response);
         };
         let environ = environ.into_any();
         let (seen, start_response) = hooks
             .before_request(py, &environ, start_response)
             .map_err(Failure::App)?;
-        let outcome = call_app(
-            py,
-            exchange,
-            self.app.bind(py),
-            environ.clone(),
-            start_response,
-        );
+        let outcome = call_app(py, exchange, self.app, environ.clone(), start_response);
         hooks.after_request(py, seen, &environ);
         outcome
     }
@@ -175,12 +200,16 @@ impl Request<'_> {
 fn call_app<'py>(
     py: Python<'py>,
     exchange: &Exchange,
-    app: &Bound<'py, PyAny>,
+    app: &LoadedApp,
     environ: Bound<'py, PyAny>,
     start_response: Bound<'py, PyAny>,
 ) -> Result<(), Failure> {
-    let result = app.call1((environ, start_response)).map_err(Failure::App)?;
-    let sent = send_iterable(py, exchange, &result);
+    let result = app
+        .callable
+        .bind(py)
+        .call1((environ, start_response))
+        .map_err(Failure::App)?;
+    let sent = send_iterable(py, exchange, app, &result);
     let closed = close_iterable(py, &result).map_err(Failure::App);
     sent.and(closed)
 }
@@ -266,6 +295,7 @@ impl ThreadHandlers for WsgiApp {
 fn send_iterable(
     py: Python<'_>,
     exchange: &Exchange,
+    app: &LoadedApp,
     result: &Bound<'_, PyAny>,
 ) -> Result<(), Failure> {
     // A list or tuple holds all its data already: coalesce, flush at the end.
@@ -285,6 +315,13 @@ fn send_iterable(
         }
         return Ok(());
     }
+    // A bare bytes object is no WSGI iterable, but uWSGI sends it as the
+    // body and apps moving from it return one: send it as one item.
+    if let Ok(body) = result.cast::<PyBytes>() {
+        app.warn_bare_bytes();
+        send_bytes(py, exchange, body, false)?;
+        return Ok(());
+    }
     if let Ok(wrapper) = result.cast::<FileWrapper>() {
         if send_file(py, exchange, wrapper.get())? {
             return Ok(());
@@ -292,11 +329,29 @@ fn send_iterable(
     }
     // Anything else may produce its items slowly: send each at once.
     for item in result.try_iter().map_err(Failure::App)? {
-        if send_item(py, exchange, &item.map_err(Failure::App)?, true)? {
+        let sent = send_item(py, exchange, &item.map_err(Failure::App)?, true);
+        if sent.map_err(|f| bare_body_failure(result).unwrap_or(f))? {
             break;
         }
     }
     Ok(())
+}
+
+/// For an app that returned a `str`, `bytearray` or `memoryview` (whose
+/// items are characters or ints): an error saying so, rather than one about
+/// the first item. Only asked once sending an item failed.
+fn bare_body_failure(result: &Bound<'_, PyAny>) -> Option<Failure> {
+    let fix = if result.is_instance_of::<PyString>() {
+        "encode it and return it in a list: [body.encode()]"
+    } else if result.is_instance_of::<PyByteArray>() || result.is_instance_of::<PyMemoryView>() {
+        "return [bytes(body)]"
+    } else {
+        return None;
+    };
+    Some(Failure::App(PyTypeError::new_err(format!(
+        "the app returned a {}, not an iterable of bytes: {fix}",
+        type_name(result)
+    ))))
 }
 
 /// Sends one body item. Returns true when the response has no body (HEAD,
@@ -313,6 +368,16 @@ fn send_item(
             type_name(item)
         )))
     })?;
+    send_bytes(py, exchange, data, flush)
+}
+
+/// Sends one bytes object as body data; returns as [`send_item`] does.
+fn send_bytes(
+    py: Python<'_>,
+    exchange: &Exchange,
+    data: &Bound<'_, PyBytes>,
+    flush: bool,
+) -> Result<bool, Failure> {
     let mut state = exchange.lock().map_err(Failure::App)?;
     let (conn, writer) = state.parts().map_err(Failure::App)?;
     let data = data.as_bytes();
@@ -502,7 +567,13 @@ mod tests {
                 &CString::new(name.clone()).unwrap(),
             )
             .unwrap();
-            let app = WsgiApp::new(py, module.getattr("app").unwrap().unbind(), None).unwrap();
+            let app = WsgiApp::new(
+                py,
+                module.getattr("app").unwrap().unbind(),
+                &format!("{name}:app"),
+                None,
+            )
+            .unwrap();
             (module.unbind(), app)
         });
         let (conn, mut peer) = test_pair();
@@ -668,6 +739,41 @@ mod tests {
         ] {
             let run = serve(code, "GET", &[]);
             assert_eq!(run.status(), 500, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_bare_bytes_body_is_sent_as_its_one_item() {
+        let code = "def app(e, sr):\n\
+                    \x20   sr('200 OK', [('Content-Length', '5')])\n\
+                    \x20   return b'hello'\n";
+        let run = serve(code, "GET", &[]);
+        assert_eq!(
+            run.frames,
+            vec![
+                Got::Head(200, vec![("Content-Length".into(), "5".into())]),
+                Got::Body(b"hello".to_vec()),
+                Got::End
+            ]
+        );
+        assert!(run.kept_alive);
+        let run = serve(code, "HEAD", &[]);
+        assert_eq!(
+            run.frames,
+            vec![
+                Got::Head(200, vec![("Content-Length".into(), "5".into())]),
+                Got::End
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bare_str_bytearray_or_memoryview_is_a_500() {
+        for body in ["'text'", "bytearray(b'abc')", "memoryview(b'abc')"] {
+            let code = format!("def app(e, sr):\n    sr('200 OK', [])\n    return {body}\n");
+            let run = serve(&code, "GET", &[]);
+            assert_eq!(run.status(), 500, "{body}");
+            assert!(run.kept_alive);
         }
     }
 
