@@ -11,7 +11,8 @@
 #
 # Installs what it needs on first use: wrk from Debian's packages, and
 # Gunicorn, uWSGI, Granian, Flask and matplotlib into .venv-bench (pinned in
-# bench/requirements.txt), kept apart from the project venv.
+# bench/requirements.txt), kept apart from the project venv; Ferrocorn itself
+# with pip into .venv-bench and into .venv-bench-cp311/-cp313 (pyenv's).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -46,5 +47,33 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$BENCH_VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/bench/requirements.txt"
     echo "$want" > "$stamp"
 fi
+
+# The pip-installed rows: Ferrocorn built by pip for the bench venv's Python
+# (Debian's 3.11, the binary's own) and for pyenv's 3.11 and 3.13 when they
+# are on this machine (rows whose venv is missing are skipped, said on the
+# page). Each builds in a target dir of its own; rebuilt when sources change.
+pip_install_ferrocorn() {  # VENV_DIR PYTHON
+    local venv=$1 python=$2 stamp="$1/.ferrocorn-built"
+    [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+    if [ -x "$venv/bin/ferrocorn" ] && [ -f "$stamp" ] && [ -z "$(find "$ROOT/protocol" "$ROOT/worker" \
+        "$ROOT/python-package" "$ROOT/pyproject.toml" -newer "$stamp" \
+        \( -name '*.rs' -o -name '*.py' -o -name '*.toml' \) 2>/dev/null | head -n1)" ]; then
+        return 0
+    fi
+    log "pip install Ferrocorn into $venv ($("$venv/bin/python" -V 2>&1))"
+    CARGO_TARGET_DIR="$ROOT/target/bench-wheels/$(basename "$venv")" \
+        "$venv/bin/pip" install -q --disable-pip-version-check "$ROOT"
+    touch "$stamp"
+}
+pip_install_ferrocorn "$BENCH_VENV" "$PYTHON"
+PYENV_VERSIONS="${PYENV_ROOT:-$HOME/.pyenv}/versions"
+for minor in 3.11 3.13; do
+    python=$(ls -d "$PYENV_VERSIONS/$minor".*/bin/"python$minor" 2>/dev/null | sort -V | tail -n1 || true)
+    if [ -n "$python" ]; then
+        pip_install_ferrocorn "$ROOT/.venv-bench-cp${minor/./}" "$python"
+    else
+        log "no pyenv CPython $minor: its pip-installed row is skipped"
+    fi
+done
 
 exec "$BENCH_VENV/bin/python" "$ROOT/bench/run.py" ${args[@]+"${args[@]}"}

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import nginx_conf, probe, wrk
 from .processes import Group, StartError, free_port
 from .servers import UWSGI_PARAMS, Server
-from .settings import APPS, BENCH, Context
+from .settings import APPS, BENCH, ROOT, Context
 from .slow_clients import SlowClients
 from .workloads import BY_NAME as WORKLOADS_BY_NAME
 from .workloads import Workload
@@ -72,7 +72,7 @@ class Row:
         """Expands a Server template for this row."""
         return template.format(sock=self.sock, workers=self.ctx.workers, apps=APPS,
                                venv=self.ctx.venv, dist=self.ctx.dist, nginx=self.ctx.nginx,
-                               row_dir=self.dir)
+                               row_dir=self.dir, root=ROOT)
 
     def run_round(self, round_no: int) -> None:
         """Start, warm up, probe and measure every workload once, stop. Never raises StartError."""

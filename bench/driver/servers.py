@@ -3,7 +3,7 @@ the same nginx build (1 worker) serving bench/apps/hello.py.
 
 Commands and nginx snippets are format strings, so the page can print exactly
 what ran. Placeholders: {sock} the row's unix socket, {workers}, {apps}
-(bench/apps), {venv} (.venv-bench), {dist}, {nginx}, {row_dir}.
+(bench/apps), {venv} (.venv-bench), {dist}, {nginx}, {row_dir}, {root} (the checkout).
 """
 
 from __future__ import annotations
@@ -48,6 +48,19 @@ uwsgi_pass unix:{sock};"""
 FERROCORN_CMD = ("{dist}/bin/ferrocorn", "-b", "unix:{sock}", "-w", "{workers}",
                  "--chdir", "{apps}", "--virtualenv", "{venv}", "hello:application")
 FERROCORN_FILES = ("{dist}/bin/ferrocorn", "{dist}/modules/ngx_http_ferrocorn_module.so")
+FERROCORN_KA_UPSTREAM = "upstream ferrocorn {{ server unix:{sock}; keepalive 32; }}"
+
+
+def pip_installed(name: str, title: str, venv: str, python: str):
+    """Ferrocorn installed with pip into `venv` (scripts/bench.sh does it), on that
+    venv's own Python: the same row as ferrocorn-ka but for where Python comes from."""
+    return Server(name, title, "app",
+                  f"as Ferrocorn keepalive; `pip install` into a venv of {python}",
+                  command=(f"{venv}/bin/ferrocorn", "-b", "unix:{sock}", "-w", "{workers}",
+                           "--chdir", "{apps}", "hello:application"),
+                  location="ferrocorn_pass ferrocorn;", upstream=FERROCORN_KA_UPSTREAM,
+                  requires=(f"{venv}/bin/ferrocorn", "{dist}/modules/ngx_http_ferrocorn_module.so"),
+                  loads_module=True)
 
 
 @dataclass(frozen=True)
@@ -87,8 +100,14 @@ SERVERS = (
     Server("ferrocorn-ka", "Ferrocorn keepalive", "app",
            "`ferrocorn_pass` to an upstream with `keepalive 32`, unix socket",
            command=FERROCORN_CMD, location="ferrocorn_pass ferrocorn;",
-           upstream="upstream ferrocorn {{ server unix:{sock}; keepalive 32; }}",
-           requires=FERROCORN_FILES, loads_module=True),
+           upstream=FERROCORN_KA_UPSTREAM, requires=FERROCORN_FILES, loads_module=True),
+    # The same binary's Python (Debian's 3.11) as a pip install, then pyenv's 3.11 and
+    # 3.13 built alike (shared libpython, no PGO), so only the version differs.
+    pip_installed("ferrocorn-pip", "Ferrocorn pip, Debian 3.11", "{venv}", "Debian's CPython 3.11"),
+    pip_installed("ferrocorn-pip-cp311", "Ferrocorn pip, pyenv 3.11", "{root}/.venv-bench-cp311",
+                  "pyenv's CPython 3.11"),
+    pip_installed("ferrocorn-pip-cp313", "Ferrocorn pip, pyenv 3.13", "{root}/.venv-bench-cp313",
+                  "pyenv's CPython 3.13"),
     Server("uwsgi", "uWSGI", "app", "`uwsgi_pass` (uwsgi binary protocol), unix socket",
            command=("{venv}/bin/uwsgi", "--master", "--processes", "{workers}", "--socket", "{sock}",
                     "--chmod-socket=666", "--chdir", "{apps}", "--module", "hello:application",
