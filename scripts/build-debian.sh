@@ -12,7 +12,8 @@
 # libpython3.Y.so.1.0 soname as Debian's libpython3.Y package): $DEB_BUILD_PYTHON,
 # else pyenv's newest 3.Y.*. Its workers start CPython as the release's
 # /usr/bin/python3.Y (FERROCORN_EMBED_PYTHON, see worker/build.rs). Cargo
-# builds into target/debianN/target, so the native build is not redone.
+# builds into target/debianN/target (shared with that module's build), so the
+# native build is not redone.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/debian.sh"

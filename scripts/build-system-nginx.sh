@@ -26,12 +26,17 @@ set -euo pipefail
 . "$(dirname "$0")/debian.sh"
 
 parse_debian_args "$@"
+# A cargo target dir of its own: the bindings differ from the vendored
+# build's. Another release's is shared with its supervisor's build
+# (scripts/build-debian.sh), which compiles the common crates once.
 if [ "$DEB_NATIVE" = 1 ]; then
     OUT="$ROOT/dist-system"
     WORK="$ROOT/target/system-nginx"
+    TARGET_DIR="$WORK/target"
 else
     OUT="$ROOT/dist-debian$DEB_RELEASE"
     WORK="$DEB_WORK/nginx"
+    TARGET_DIR="$DEB_WORK/target"
 fi
 SRC="${NGINX_SRC:-$WORK/src}"
 
@@ -113,12 +118,11 @@ fi
 
 log "cargo build --release -p ngx_http_ferrocorn_module against $SRC"
 cd "$ROOT"
-# A target dir of its own: the bindings differ from the vendored build's.
-NGINX_SOURCE_DIR="$SRC" NGINX_BUILD_DIR="$SRC/objs" CARGO_TARGET_DIR="$WORK/target" \
+NGINX_SOURCE_DIR="$SRC" NGINX_BUILD_DIR="$SRC/objs" CARGO_TARGET_DIR="$TARGET_DIR" \
     nice cargo build --release --locked -p ngx_http_ferrocorn_module
 
 mkdir -p "$OUT/modules"
-install -m 644 "$WORK/target/release/libngx_http_ferrocorn_module.so" "$OUT/modules/ngx_http_ferrocorn_module.so"
+install -m 644 "$TARGET_DIR/release/libngx_http_ferrocorn_module.so" "$OUT/modules/ngx_http_ferrocorn_module.so"
 log "built $OUT/modules/ngx_http_ferrocorn_module.so for $(grep -o 'NGINX_VERSION *"[^"]*"' "$SRC/src/core/nginx.h")"
 if [ -z "${NGINX_SRC:-}" ] && [ "$DEB_NATIVE" = 1 ]; then
     log "check: $(/usr/sbin/nginx -v 2>&1)"

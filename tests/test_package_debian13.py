@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from servers import REPO, wait_until
-from test_package import (  # noqa: F401 (the tests and fixtures are collected here again, for this root)
+# Collected here again, for this root, in this order: the purge test last.
+from test_package import (  # noqa: F401
     System,
     build_and_install,
     scratch_root,
