@@ -32,7 +32,7 @@ shared_python() {
     else
         local pyenv_root=${PYENV_ROOT:-$HOME/.pyenv}
         command -v pyenv >/dev/null && pyenv_root=$(pyenv root)
-        mapfile -t candidates < <(ls -d "$pyenv_root/versions/$want".*/bin/python"$want" 2>/dev/null | sort -V -r)
+        mapfile -t candidates < <(printf '%s\n' "$pyenv_root/versions/$want".*/bin/python"$want" | sort -V -r)
     fi
     for python in "${candidates[@]}"; do
         [ -x "$python" ] || continue

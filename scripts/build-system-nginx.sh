@@ -101,7 +101,7 @@ if [ -z "${NGINX_SRC:-}" ]; then
         # The version apt installs in the root today, and the ABI it provides.
         in_debian_root "$debian_root" apt-get update -qq
         want=$(in_debian_root "$debian_root" apt-cache policy nginx | awk '$1 == "Candidate:" { print $2 }')
-        [ -n "$want" ] && [ "$want" != "(none)" ] || die "no nginx in Debian $DEB_RELEASE's archive"
+        if [ -z "$want" ] || [ "$want" = "(none)" ]; then die "no nginx in Debian $DEB_RELEASE's archive"; fi
         abi=$(in_debian_root "$debian_root" apt-cache show "nginx=$want" | grep -o 'nginx-abi-[0-9.]*-[0-9]*' | head -n1)
         [ -n "$abi" ] || die "cannot tell the nginx ABI of Debian $DEB_RELEASE's nginx $want (no nginx-abi-* in its Provides)"
     fi

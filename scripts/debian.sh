@@ -1,6 +1,7 @@
 # Debian releases Ferrocorn is packaged for, and the roots that build and
 # test a release other than this machine's. Sourced after lib.sh, not run.
 # shellcheck shell=bash
+# shellcheck disable=SC2034,SC2153  # DEB_* are for the scripts sourcing this; ROOT is lib.sh's
 #
 # The release of this machine is built natively (Debian's python and nginx
 # installed here: dist/, dist-system/). Another release is built on this
@@ -97,6 +98,7 @@ in_debian_root() {
     shift
     (
         mounted=""
+        # shellcheck disable=SC2317  # run by the trap
         release_proc() { [ -z "$mounted" ] || umount "$root/proc" || umount -l "$root/proc"; }
         trap release_proc EXIT
         trap 'exit 130' INT TERM
@@ -113,8 +115,8 @@ in_debian_root() {
 remove_debian_root() {
     local root=$1
     [ -e "$root" ] || return 0
-    local mnt
-    for mnt in $(awk -v r="$root/" 'index($2, r) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+    # Deepest first; /proc/self/mounts escapes blanks in paths (\040).
+    awk -v r="$root/" 'index($2, r) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r mnt; do
         umount "$mnt" || umount -l "$mnt"
     done
     rm -rf --one-file-system "$root"
