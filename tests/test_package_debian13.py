@@ -59,9 +59,7 @@ def debian13_root():
     """The Debian 13 root, with /proc mounted while the tests run in it."""
     if os.geteuid() != 0:
         pytest.skip("making a Debian 13 root (debootstrap, chroot) needs root (CI runs the suite as root)")
-    made = subprocess.run(
-        [str(DEBIAN_ROOT_SH), "--debian", "13"], capture_output=True, text=True, timeout=1200
-    )
+    made = subprocess.run([str(DEBIAN_ROOT_SH), "--debian", "13"], capture_output=True, text=True, timeout=1200)
     if made.returncode == CANNOT_RUN_HERE:
         pytest.skip("cannot make a Debian 13 root here: %s" % made.stderr.strip())
     assert made.returncode == 0, tail(made.stderr)
@@ -91,9 +89,7 @@ def system(debian13_root):
 
 @pytest.fixture(scope="module")
 def package(system):
-    built = subprocess.run(
-        [str(BUILD_DEBIAN_SH), "--debian", "13"], capture_output=True, text=True, timeout=3600
-    )
+    built = subprocess.run([str(BUILD_DEBIAN_SH), "--debian", "13"], capture_output=True, text=True, timeout=3600)
     assert built.returncode == 0, tail(built.stderr)
     try:
         yield from build_and_install(system, "--debian", "13")
