@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Builds a Debian package of Ferrocorn with dpkg-deb from a staged tree:
 #
-#   /usr/bin/ferrocorn                                   the supervisor (dist/bin/ferrocorn)
+#   scripts/package.sh              # for this machine's Debian release (12: python3.11, nginx 1.22)
+#   scripts/package.sh --debian 13  # for Debian 13 (python3.13, nginx 1.26), built on Debian 12
+#                                   # through a Debian 13 root (scripts/debian.sh, scripts/build-debian.sh)
+#
+#   /usr/bin/ferrocorn                                   the supervisor embedding the release's CPython
+#                                                        (dist/bin/ferrocorn; dist-debianN/bin/ for another release)
 #   /usr/bin/ferrocornctl                                a link to it: `ferrocorn ctl`
-#   /usr/lib/nginx/modules/ngx_http_ferrocorn_module.so  the module built for Debian's nginx (dist-system/)
+#   /usr/lib/nginx/modules/ngx_http_ferrocorn_module.so  the module built for the release's nginx
+#                                                        (dist-system/; dist-debianN/modules/ for another release)
 #   /usr/share/nginx/modules-available/mod-http-ferrocorn.conf
 #                                                        its load_module snippet, linked from
 #                                                        /etc/nginx/modules-enabled/ by postinst as
@@ -17,35 +23,50 @@
 #
 # The package depends on the nginx ABI the module was built for
 # (nginx-abi-X.Y.Z-N, which Debian's nginx package provides), so apt refuses
-# a mismatched nginx instead of nginx failing at start.
+# a mismatched nginx instead of nginx failing at start; and on the release's
+# python3.Y, whose /usr/bin/python3.Y the workers start as (sys.executable)
+# and which evaluates the config files.
 #
-# Without dist-system/modules/ngx_http_ferrocorn_module.so (made by
-# scripts/build-system-nginx.sh), the package carries the supervisor only
-# and says so; FERROCORN_BUILD_MODULE=1 builds the module first.
+# Without the module (made by scripts/build-system-nginx.sh [--debian N]),
+# the package carries the supervisor only and says so;
+# FERROCORN_BUILD_MODULE=1 builds the module first. A missing supervisor is
+# built (scripts/build.sh; scripts/build-debian.sh --debian N).
 #
-# Output: target/deb/ferrocorn_VERSION_ARCH.deb (path printed last).
+# Output: target/deb/ferrocorn_VERSION~debN_ARCH.deb (path printed last).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/debian.sh"
 
+parse_debian_args "$@"
 ensure_apt dpkg-dev
-[ -x "$DIST/bin/ferrocorn" ] || "$ROOT/scripts/build.sh"
-MODULE="$ROOT/dist-system/modules/ngx_http_ferrocorn_module.so"
+if [ "$DEB_NATIVE" = 1 ]; then
+    SUPERVISOR="$DIST/bin/ferrocorn"
+    MODULE="$ROOT/dist-system/modules/ngx_http_ferrocorn_module.so"
+    [ -x "$SUPERVISOR" ] || "$ROOT/scripts/build.sh"
+else
+    SUPERVISOR="$ROOT/dist-debian$DEB_RELEASE/bin/ferrocorn"
+    MODULE="$ROOT/dist-debian$DEB_RELEASE/modules/ngx_http_ferrocorn_module.so"
+    [ -x "$SUPERVISOR" ] || "$ROOT/scripts/build-debian.sh" --debian "$DEB_RELEASE"
+fi
 if [ ! -f "$MODULE" ] && [ "${FERROCORN_BUILD_MODULE:-0}" = 1 ]; then
-    "$ROOT/scripts/build-system-nginx.sh"
+    "$ROOT/scripts/build-system-nginx.sh" --debian "$DEB_RELEASE"
 fi
 
-VERSION=$("$DIST/bin/ferrocorn" --version | awk '{print $2}')
+# The workspace's version (a supervisor for another release does not run here).
+VERSION=$(awk -F'"' '/^\[workspace.package\]/ { in_ws = 1 } in_ws && /^version *=/ { print $2; exit }' "$ROOT/Cargo.toml")
+[ -n "$VERSION" ] || die "no version in $ROOT/Cargo.toml's [workspace.package]"
+VERSION="$VERSION~deb$DEB_RELEASE"
 ARCH=$(dpkg --print-architecture)
-STAGE="$ROOT/target/deb/stage"
+STAGE="$ROOT/target/deb/stage-deb$DEB_RELEASE"
 OUT="$ROOT/target/deb/ferrocorn_${VERSION}_${ARCH}.deb"
 rm -rf "$STAGE"
 mkdir -p "$STAGE/DEBIAN"
 
-install -D -m 755 "$DIST/bin/ferrocorn" "$STAGE/usr/bin/ferrocorn"
+install -D -m 755 "$SUPERVISOR" "$STAGE/usr/bin/ferrocorn"
 strip --strip-unneeded "$STAGE/usr/bin/ferrocorn" 2>/dev/null || true
 ln -s ferrocorn "$STAGE/usr/bin/ferrocornctl"
 
-depends="libc6, libpython3.11 (>= 3.11.2), adduser"
+depends="libc6, lib$DEB_PYTHON (>= $DEB_PYTHON_MIN), $DEB_PYTHON (>= $DEB_PYTHON_MIN), adduser"
 if [ -f "$MODULE" ]; then
     install -D -m 644 "$MODULE" "$STAGE/usr/lib/nginx/modules/ngx_http_ferrocorn_module.so"
     strip --strip-unneeded "$STAGE/usr/lib/nginx/modules/ngx_http_ferrocorn_module.so" 2>/dev/null || true
@@ -57,18 +78,24 @@ if [ -f "$MODULE" ]; then
     # Debian's nginx provides nginx-abi-<upstream version>-<abi revision>; the
     # module is only good for the one it was built against: the installed
     # nginx whose source build-system-nginx.sh used (not apt's candidate,
-    # which may be a different version).
-    installed=$(dpkg-query -W -f='${Version}' nginx 2>/dev/null || true)
-    [ -n "$installed" ] || die "Debian's nginx is not installed: the module's nginx ABI is unknown"
-    built_for=$(cat "$ROOT/target/system-nginx/src.version" 2>/dev/null || true)
-    [ -z "$built_for" ] || [ "$built_for" = "$installed" ] \
-        || die "$MODULE was built for nginx $built_for but $installed is installed: run scripts/build-system-nginx.sh"
-    abi=$(dpkg-query -W -f='${Provides}' nginx | grep -o 'nginx-abi-[0-9.]*-[0-9]*' | head -n1)
-    [ -n "$abi" ] || die "cannot tell Debian's nginx ABI (dpkg-query: no nginx-abi-* in nginx's Provides)"
+    # which may be a different version); for another release, the one
+    # build-system-nginx.sh --debian N found in that release's archive.
+    if [ "$DEB_NATIVE" = 1 ]; then
+        installed=$(dpkg-query -W -f='${Version}' nginx 2>/dev/null || true)
+        [ -n "$installed" ] || die "Debian's nginx is not installed: the module's nginx ABI is unknown"
+        built_for=$(cat "$ROOT/target/system-nginx/src.version" 2>/dev/null || true)
+        [ -z "$built_for" ] || [ "$built_for" = "$installed" ] \
+            || die "$MODULE was built for nginx $built_for but $installed is installed: run scripts/build-system-nginx.sh"
+        abi=$(dpkg-query -W -f='${Provides}' nginx | grep -o 'nginx-abi-[0-9.]*-[0-9]*' | head -n1)
+        [ -n "$abi" ] || die "cannot tell Debian's nginx ABI (dpkg-query: no nginx-abi-* in nginx's Provides)"
+    else
+        abi=$(cat "$DEB_WORK/nginx/nginx.abi" 2>/dev/null || true)
+        [ -n "$abi" ] || die "the nginx ABI $MODULE was built for is unknown: run scripts/build-system-nginx.sh --debian $DEB_RELEASE"
+    fi
     depends="$depends, $abi"
     with_module=1
 else
-    log "no $MODULE: packaging the supervisor only (run scripts/build-system-nginx.sh for the module)"
+    log "no $MODULE: packaging the supervisor only (run scripts/build-system-nginx.sh --debian $DEB_RELEASE for the module)"
     with_module=0
 fi
 
@@ -163,8 +190,9 @@ Homepage: https://example.invalid/ferrocorn
 Description: WSGI application server behind nginx, written in Rust
  Ferrocorn serves Python WSGI apps behind nginx: an nginx module talks a
  compact binary protocol to a pre-fork supervisor whose workers embed
- CPython 3.11. Gunicorn's command-line options and config files; one
- socket-activated systemd instance per app (ferrocorn@NAME).
+ CPython ${DEB_PYTHON#python}. Gunicorn's command-line options and config files;
+ one socket-activated systemd instance per app (ferrocorn@NAME). Built for
+ Debian $DEB_RELEASE ($DEB_CODENAME).
 EOF
 
 mkdir -p "$(dirname "$OUT")"

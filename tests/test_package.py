@@ -6,19 +6,22 @@ the exact nginx-abi dependency, runs Debian's `/usr/sbin/nginx -t` with the
 package's modules-enabled snippet, starts an instance the way systemd runs
 `ferrocorn@NAME` (the installed units' ExecStart, User=, the socket unit's
 socket as fd 3, a NOTIFY_SOCKET for Type=notify: no systemd runs here),
-serves requests through Debian's nginx with the packaged sample site, and
-finally `apt-get purge`s it: no file of the package, no /etc/ferrocorn, no
-`ferrocorn` user left, Debian's nginx still installed and working.
+serves requests through Debian's nginx with the packaged sample site (the
+workers run the release's CPython), and finally `apt-get purge`s it: no
+file of the package, no /etc/ferrocorn, no `ferrocorn` user left, Debian's
+nginx still installed and working.
+
+The tests take the Debian system the package goes into as a fixture
+(`System`): this machine here; test_package_debian13.py runs the same tests
+in a Debian 13 root entered with chroot.
 
 Needs root, dpkg and apt (CI's throwaway machine); skipped otherwise. A
 leftover install of an earlier failed run is purged first.
 """
 
 import configparser
-import grp
 import json
 import os
-import pwd
 import re
 import shlex
 import shutil
@@ -35,7 +38,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from servers import REPO, ServerLog, free_port, kill_group, pids_with_cmdline, wait_until
+from servers import REPO, ServerLog, free_port, kill_group, live_pids, pids_with_cmdline, wait_until
 from test_service import FakeSystemd, fields
 from test_system_nginx import SYSTEM_NGINX, system_module  # noqa: F401
 
@@ -55,14 +58,14 @@ INSTANCE_PREFIX = "pkgtest-"
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 
 APP = """\
-import json, os
+import json, os, sys
 
 def application(environ, start_response):
     body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     reply = json.dumps({
         "uid": os.getuid(), "pid": os.getpid(), "method": environ["REQUEST_METHOD"],
         "path": environ["PATH_INFO"], "query": environ["QUERY_STRING"], "length": len(body),
-        "body_head": body[:32].decode("latin-1"),
+        "body_head": body[:32].decode("latin-1"), "python": sys.version, "executable": sys.executable,
     }).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(reply)))])
     return [reply]
@@ -102,25 +105,115 @@ def run(cmd, check=True, **kwargs):
     return result
 
 
-def package_status(name):
-    """dpkg's status abbreviation ("ii ", "rc ", ...) or "" when dpkg does not know the package."""
-    result = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", name], check=False)
-    return result.stdout if result.returncode == 0 else ""
+class Account:
+    """A user or group of the system, read from its own /etc/passwd or /etc/group."""
+
+    def __init__(self, fields):
+        self.name, self.id = fields[0], int(fields[2])
+        self.gid = int(fields[3]) if len(fields) > 6 else None
+        self.home = fields[5] if len(fields) > 6 else None
+        self.shell = fields[6] if len(fields) > 6 else None
 
 
-def purge_leftovers():
+class System:
+    """The Debian system the package goes into: this machine (root "/"), or
+    a root made by debootstrap whose programs run under chroot (it shares
+    this machine's network, so its nginx answers on 127.0.0.1). Paths the
+    tests name are paths inside the system; `host()` is where the test
+    itself finds them."""
+
+    # What each release runs: (CPython version, nginx version prefix).
+    RELEASES = {"12": ("3.11", "1.22."), "13": ("3.13", "1.26.")}
+
+    def __init__(self, release, root=Path("/")):
+        self.release = release
+        self.root = Path(root)
+        self.python, self.nginx_version = self.RELEASES[release]
+
+    @property
+    def chrooted(self):
+        return self.root != Path("/")
+
+    def host(self, path):
+        return self.root / Path(path).relative_to("/")
+
+    def inside(self, host_path):
+        return Path("/") / Path(host_path).relative_to(self.root)
+
+    def command(self, argv):
+        return (["chroot", str(self.root)] if self.chrooted else []) + [str(a) for a in argv]
+
+    def run(self, argv, check=True, **kwargs):
+        return run(self.command(argv), check, **kwargs)
+
+    def _account(self, table, name):
+        for line in self.host(table).read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == name:
+                return Account(fields)
+        return None
+
+    def user(self, name):
+        return self._account("/etc/passwd", name)
+
+    def group(self, name):
+        return self._account("/etc/group", name)
+
+    def package_status(self, name):
+        """dpkg's status abbreviation ("ii ", "rc ", ...) or "" when dpkg does not know the package."""
+        result = self.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", name], check=False)
+        return result.stdout if result.returncode == 0 else ""
+
+    def shipped_by_a_package(self, path):
+        """Whether an installed package lists path (dpkg-query -S)."""
+        return self.run(["dpkg-query", "-S", path], check=False).returncode == 0
+
+    def apt_get(self, *args):
+        return self.run(["apt-get", "-y"] + list(args), env=APT_ENV)
+
+    def install(self, deb):
+        """`apt-get install ./ferrocorn_*.deb`: apt resolves the dependencies from the system's archive."""
+        if self.chrooted:
+            shutil.copy(deb, self.host("/tmp"))
+            deb = Path("/tmp") / deb.name
+        try:
+            self.apt_get("install", deb)
+        finally:
+            if self.chrooted:
+                self.host(deb).unlink()
+
+    def mkdtemp(self):
+        """A 0755 directory under the system's /tmp that nginx's www-data and the ferrocorn user can traverse
+        (host path)."""
+        path = Path(tempfile.mkdtemp(prefix="ferrocorn-pkg-", dir=self.host("/tmp")))
+        os.chmod(path, 0o755)
+        return path
+
+    def pids(self):
+        """Processes running in this root (chroot'ed into it)."""
+        found = []
+        for pid in live_pids():
+            try:
+                if Path(os.readlink("/proc/%d/root" % pid)) == self.root:
+                    found.append(pid)
+            except OSError:
+                pass
+        return found
+
+
+def purge_leftovers(system):
     """A failed earlier run may have left an instance running or the package installed."""
     for pid in pids_with_cmdline("/etc/ferrocorn/" + INSTANCE_PREFIX):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    for conf in Path("/etc/ferrocorn").glob(INSTANCE_PREFIX + "*.conf.py"):
+    for conf in system.host("/etc/ferrocorn").glob(INSTANCE_PREFIX + "*.conf.py"):
         conf.unlink()
-    for sock in Path("/run/ferrocorn").glob(INSTANCE_PREFIX + "*.sock"):
+    for sock in system.host("/run/ferrocorn").glob(INSTANCE_PREFIX + "*.sock"):
         sock.unlink()
-    if package_status("ferrocorn").strip():
-        run(["apt-get", "purge", "-y", "ferrocorn"], env=APT_ENV)
+    if system.package_status("ferrocorn").strip():
+        system.apt_get("purge", "ferrocorn")
 
 
 def unit(path):
@@ -131,13 +224,14 @@ def unit(path):
 
 
 class Package:
-    """The built .deb and what the install put on this machine."""
+    """The built .deb and what the install put on the system."""
 
-    def __init__(self, deb):
+    def __init__(self, deb, system):
         self.deb = deb
+        self.system = system
         self.installed_files = []  # dpkg -L, right after the install
         # The package's directories that were there before the install (/usr/bin, ...).
-        self.dirs_before = {path for path in self.contents() if os.path.isdir(path)}
+        self.dirs_before = {path for path in self.contents() if system.host(path).is_dir()}
 
     def contents(self):
         """Absolute paths in the .deb (dpkg-deb -c)."""
@@ -146,6 +240,25 @@ class Package:
             name = line.split(None, 5)[5].split(" -> ")[0]
             paths.append(("/" + name[2:] if name.startswith("./") else name).rstrip("/") or "/")
         return paths
+
+
+def build_and_install(system, *package_args):
+    """scripts/package.sh, then `apt-get install` of its .deb into the system; yields the Package
+    and purges it after the module's tests, whatever they did."""
+    purge_leftovers(system)
+    built = run([str(PACKAGE_SH)] + list(package_args))
+    deb = Path(built.stdout.strip().splitlines()[-1])
+    assert deb.is_file() and deb.name.startswith("ferrocorn_") and deb.suffix == ".deb", built.stdout
+    assert "~deb%s_" % system.release in deb.name, "the file name says the release: %s" % deb.name
+    pkg = Package(deb, system)
+    try:
+        system.install(deb)
+        assert system.package_status("ferrocorn") == "ii "
+        listed = system.run(["dpkg", "-L", "ferrocorn"]).stdout.splitlines()
+        pkg.installed_files = [p for p in listed if p != "/."]
+        yield pkg
+    finally:
+        purge_leftovers(system)
 
 
 @pytest.fixture(scope="module")
@@ -159,44 +272,47 @@ def root_with_apt():
 
 
 @pytest.fixture(scope="module")
-def package(root_with_apt, system_module):  # noqa: F811 (system_module is test_system_nginx's fixture)
-    purge_leftovers()
-    built = run([str(PACKAGE_SH)])
-    deb = Path(built.stdout.strip().splitlines()[-1])
-    assert deb.is_file() and deb.name.startswith("ferrocorn_") and deb.suffix == ".deb", built.stdout
-    pkg = Package(deb)
-    try:
-        run(["apt-get", "install", "-y", str(deb)], env=APT_ENV)
-        assert package_status("ferrocorn") == "ii "
-        pkg.installed_files = [p for p in run(["dpkg", "-L", "ferrocorn"]).stdout.splitlines() if p != "/."]
-        yield pkg
-    finally:
-        # Whatever the tests did: leave the machine as it was.
-        purge_leftovers()
+def system(root_with_apt):
+    """This machine, a Debian 12."""
+    release = run(["sh", "-c", ". /etc/os-release && echo $VERSION_ID"]).stdout.strip()
+    if release not in System.RELEASES:
+        pytest.skip("this machine is Debian %r: the package is built for Debian 12 or 13" % release)
+    return System(release)
+
+
+@pytest.fixture(scope="module")
+def package(system, system_module):  # noqa: F811 (system_module is test_system_nginx's fixture)
+    yield from build_and_install(system)
 
 
 @pytest.fixture
-def scratch_root():
-    """A 0755 directory nginx's www-data and the ferrocorn user can traverse."""
-    path = Path(tempfile.mkdtemp(prefix="ferrocorn-pkg-", dir="/tmp"))
-    os.chmod(path, 0o755)
+def scratch_root(system):
+    path = system.mkdtemp()
     yield path
     if not os.environ.get("FERROCORN_KEEP_TMP"):
         shutil.rmtree(path, ignore_errors=True)
 
 
-def test_package_depends_on_the_exact_nginx_abi(package):
+def test_package_depends_on_the_exact_nginx_abi(system, package):
     control = run(["dpkg-deb", "-f", str(package.deb), "Depends"]).stdout
     info = run(["dpkg", "-I", str(package.deb)]).stdout
-    abi = re.search(r"nginx-abi-[0-9.]+-[0-9]+", run(["dpkg-query", "-W", "-f=${Provides}", "nginx"]).stdout)
+    provides = system.run(["dpkg-query", "-W", "-f=${Provides}", "nginx"]).stdout
+    abi = re.search(r"nginx-abi-[0-9.]+-[0-9]+", provides)
     assert abi, "Debian's nginx provides no nginx-abi-*"
     assert abi.group(0) in [d.strip() for d in control.split(",")], control
     assert "Depends:" in info and abi.group(0) in info
     # apt would refuse a different nginx: no other ABI satisfies it.
     assert re.findall(r"nginx-abi-[0-9.]+-[0-9]+", control) == [abi.group(0)]
+    # The release's CPython: the library the supervisor links, the interpreter its workers start as.
+    python = "python" + system.python
+    assert re.search(r"(^|, )lib%s \(>= %s\.\d+\)" % (re.escape(python), re.escape(system.python)), control), control
+    assert re.search(r"(^|, )%s \(>= " % re.escape(python), control), control
+    description = run(["dpkg-deb", "-f", str(package.deb), "Description"]).stdout
+    assert "CPython %s" % system.python in description and "Debian %s" % system.release in description
+    assert re.findall(r"CPython (3\.\d+)", description) == [system.python], description
 
 
-def test_files_are_where_the_issue_says(package):
+def test_files_are_where_the_issue_says(system, package):
     listed = set(package.installed_files)
     for path in (
         "/usr/bin/ferrocorn",
@@ -208,25 +324,28 @@ def test_files_are_where_the_issue_says(package):
         str(SAMPLE_SITE),
     ):
         assert path in listed, "%s is not in dpkg -L ferrocorn" % path
-        assert Path(path).is_file(), path
-    assert os.access("/usr/bin/ferrocorn", os.X_OK)
-    version = run(["/usr/bin/ferrocorn", "--version"]).stdout
+        assert system.host(path).is_file(), path
+    assert os.access(system.host("/usr/bin/ferrocorn"), os.X_OK)
+    # Runs on the system, with the system's libpython.
+    version = system.run(["/usr/bin/ferrocorn", "--version"]).stdout
     assert version.startswith("ferrocorn ") and version.split()[1] in package.deb.name
     # gunicornc's twin under its own name.
-    assert "/usr/bin/ferrocornctl" in listed and os.readlink("/usr/bin/ferrocornctl") == "ferrocorn"
-    assert "usage: ferrocorn ctl" in run(["/usr/bin/ferrocornctl", "--help"]).stdout
+    assert "/usr/bin/ferrocornctl" in listed and os.readlink(system.host("/usr/bin/ferrocornctl")) == "ferrocorn"
+    assert "usage: ferrocorn ctl" in system.run(["/usr/bin/ferrocornctl", "--help"]).stdout
     # Enabled as Debian's libnginx-mod-* are: a link in modules-enabled to the snippet.
-    assert ENABLED.is_symlink() and ENABLED.resolve() == SNIPPET
-    assert re.fullmatch(r"load_module \S*ngx_http_ferrocorn_module\.so;\s*", SNIPPET.read_text())
+    enabled = system.host(ENABLED)
+    assert enabled.is_symlink() and system.host(os.readlink(enabled)) == system.host(SNIPPET)
+    assert re.fullmatch(r"load_module \S*ngx_http_ferrocorn_module\.so;\s*", system.host(SNIPPET).read_text())
     # The instance units and the example settings are deploy/'s.
     for name in ("ferrocorn@.service", "ferrocorn@.socket"):
-        assert (UNIT_DIR / name).read_text() == (REPO / "deploy" / name).read_text()
-    assert "/etc/ferrocorn/example.conf.py" in run(["dpkg-query", "-W", "-f=${Conffiles}", "ferrocorn"]).stdout
+        assert system.host(UNIT_DIR / name).read_text() == (REPO / "deploy" / name).read_text()
+    conffiles = system.run(["dpkg-query", "-W", "-f=${Conffiles}", "ferrocorn"]).stdout
+    assert "/etc/ferrocorn/example.conf.py" in conffiles
     # The system user the unit runs as.
-    user = pwd.getpwnam("ferrocorn")
-    assert user.pw_uid < 1000, "not a system user: uid %d" % user.pw_uid
-    assert grp.getgrgid(user.pw_gid).gr_name == "ferrocorn"
-    assert unit(UNIT_DIR / "ferrocorn@.service")["Service"]["User"] == "ferrocorn"
+    user = system.user("ferrocorn")
+    assert user is not None and user.id < 1000, "not a system user"
+    assert system.group("ferrocorn").id == user.gid
+    assert unit(system.host(UNIT_DIR / "ferrocorn@.service"))["Service"]["User"] == "ferrocorn"
 
 
 def write_nginx_conf(prefix, site, ferrocorn_temp=True):
@@ -243,21 +362,25 @@ def write_nginx_conf(prefix, site, ferrocorn_temp=True):
     return conf
 
 
-def nginx_args(prefix, *extra):
-    conf, error_log = str(prefix / "nginx.conf"), str(prefix / "error.log")
-    return [SYSTEM_NGINX, "-p", "%s/" % prefix, "-e", error_log, "-c", conf] + list(extra)
+def nginx_args(system, prefix, *extra):
+    """Debian's nginx of the system on the config in `prefix` (a host path)."""
+    inside = system.inside(prefix)
+    conf, error_log = str(inside / "nginx.conf"), str(inside / "error.log")
+    return system.command([SYSTEM_NGINX, "-p", "%s/" % inside, "-e", error_log, "-c", conf] + list(extra))
 
 
-def test_debian_nginx_t_loads_the_module_through_modules_enabled(package, scratch_root):
+def test_debian_nginx_t_loads_the_module_through_modules_enabled(system, package, scratch_root):
+    version = re.search(r"nginx/(\S+)", run(system.command([SYSTEM_NGINX, "-v"])).stderr)
+    assert version and version.group(1).startswith(system.nginx_version), "Debian %s's nginx" % system.release
     site = "server {\n    listen 127.0.0.1:%d;\n    location / {\n        ferrocorn_pass unix:%s/app.sock;\n    }\n}\n"
-    site = site % (free_port(), scratch_root)
+    site = site % (free_port(), system.inside(scratch_root))
     write_nginx_conf(scratch_root, site)
-    result = run(nginx_args(scratch_root, "-t"), check=False)
+    result = run(nginx_args(system, scratch_root, "-t"), check=False)
     assert result.returncode == 0 and "test is successful" in result.stderr, result.stderr
     # The same config without the snippet: ferrocorn_* is unknown, so -t above did load it.
     conf = scratch_root / "nginx.conf"
     conf.write_text(conf.read_text().replace("include /etc/nginx/modules-enabled/*.conf;", ""))
-    result = run(nginx_args(scratch_root, "-t"), check=False)
+    result = run(nginx_args(system, scratch_root, "-t"), check=False)
     assert result.returncode != 0 and 'unknown directive "ferrocorn_' in result.stderr, result.stderr
 
 
@@ -265,24 +388,29 @@ def netns_available():
     return shutil.which("unshare") is not None and run(["unshare", "--net", "true"], check=False).returncode == 0
 
 
-def test_debian_nginx_conf_itself_passes_t(package):
+def test_debian_nginx_conf_itself_passes_t(system, package):
     """`nginx -t` on Debian's own /etc/nginx/nginx.conf, in a network namespace of its own:
     -t binds the default site's port 80, which must not touch the machine's."""
     if not netns_available():
         pytest.skip("unshare --net is not permitted here: Debian's nginx.conf binds port 80 even for -t")
-    result = run(["unshare", "--net", SYSTEM_NGINX, "-t"], check=False)
+    result = run(["unshare", "--net"] + system.command([SYSTEM_NGINX, "-t"]), check=False)
     assert result.returncode == 0 and "test is successful" in result.stderr, result.stderr
 
 
 # systemd's part for ferrocorn@NAME: the socket unit's socket at fd 3,
-# LISTEN_PID = our own pid (kept by exec), User=/Group= dropped to, exec.
+# LISTEN_PID = our own pid (kept by exec), the system's root, User=/Group=
+# dropped to, exec.
 ACTIVATE = """\
 import os, sys
 fd = int(os.environ.pop("TEST_SOCKET_FD"))
 uid, gid = int(os.environ.pop("TEST_UID")), int(os.environ.pop("TEST_GID"))
+root = os.environ.pop("TEST_ROOT")
 os.dup2(fd, 3)
 os.close(fd)
 os.set_inheritable(3, True)
+if root != "/":
+    os.chroot(root)
+    os.chdir("/")
 os.setgroups([])
 os.setgid(gid)
 os.setuid(uid)
@@ -291,9 +419,9 @@ os.execv(sys.argv[1], sys.argv[1:])
 """
 
 
-def instance_settings(instance, app_dir):
+def instance_settings(system, instance, app_dir):
     """/etc/ferrocorn/NAME.conf.py as the unit's comment says: the example, edited."""
-    text = Path("/etc/ferrocorn/example.conf.py").read_text()
+    text = system.host("/etc/ferrocorn/example.conf.py").read_text()
     edits = {
         "wsgi_app": 'wsgi_app = "pkgapp:application"',
         "chdir": 'chdir = "%s"' % app_dir,
@@ -311,7 +439,7 @@ def instance_settings(instance, app_dir):
             continue
         lines.append(line)
     assert not edits, "example.conf.py no longer sets %s" % sorted(edits)
-    path = Path("/etc/ferrocorn/%s.conf.py" % instance)
+    path = system.host("/etc/ferrocorn/%s.conf.py" % instance)
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -319,42 +447,46 @@ def instance_settings(instance, app_dir):
 class Instance:
     """ferrocorn@NAME.socket + ferrocorn@NAME.service, played as systemd plays them."""
 
-    def __init__(self, name, workdir):
+    def __init__(self, system, name, workdir):
+        self.system = system
         self.name = name
-        self.socket_unit = unit(UNIT_DIR / "ferrocorn@.socket")["Socket"]
-        self.service_unit = unit(UNIT_DIR / "ferrocorn@.service")["Service"]
+        self.socket_unit = unit(system.host(UNIT_DIR / "ferrocorn@.socket"))["Socket"]
+        self.service_unit = unit(system.host(UNIT_DIR / "ferrocorn@.service"))["Service"]
         self.path = Path(self.socket_unit["ListenStream"].replace("%i", name))
         self.made_dir = None
         self.runtime_dir = None
         self.listener = None
         self.proc = None
-        self.systemd = FakeSystemd(workdir / "notify.sock")
-        os.chmod(workdir / "notify.sock", 0o777)  # systemd's notify socket is writable by services
+        notify = workdir / "notify.sock"
+        self.systemd = FakeSystemd(notify)
+        self.notify_address = str(system.inside(notify))
+        os.chmod(notify, 0o777)  # systemd's notify socket is writable by services
         self.journal = ServerLog(workdir / "journal.log", "ferrocorn@%s stdout+stderr (the journal)" % name)
 
     def listen(self):
         """What ferrocorn@NAME.socket does: ListenStream, DirectoryMode, SocketUser/Group/Mode, Backlog."""
-        run_dir = self.path.parent
+        path = self.system.host(self.path)
+        run_dir = path.parent
         if not run_dir.exists():
             run_dir.mkdir(parents=True, mode=int(self.socket_unit["DirectoryMode"], 8))
             self.made_dir = run_dir
-        if self.path.exists():
-            self.path.unlink()
+        if path.exists():
+            path.unlink()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(str(self.path))
+        self.listener.bind(str(path))
         os.chown(
-            self.path,
-            pwd.getpwnam(self.socket_unit["SocketUser"]).pw_uid,
-            grp.getgrnam(self.socket_unit["SocketGroup"]).gr_gid,
+            path,
+            self.system.user(self.socket_unit["SocketUser"]).id,
+            self.system.group(self.socket_unit["SocketGroup"]).id,
         )
-        os.chmod(self.path, int(self.socket_unit["SocketMode"], 8))
+        os.chmod(path, int(self.socket_unit["SocketMode"], 8))
         self.listener.listen(int(self.socket_unit["Backlog"]))
 
     def make_runtime_dir(self, user, group):
         """RuntimeDirectory=: /run/DIR, owned by User=/Group=, RuntimeDirectoryMode."""
-        path = Path("/run") / self.service_unit["RuntimeDirectory"].replace("%i", self.name)
+        path = self.system.host(Path("/run") / self.service_unit["RuntimeDirectory"].replace("%i", self.name))
         path.mkdir(parents=True, exist_ok=True)
-        os.chown(path, user.pw_uid, group.gr_gid)
+        os.chown(path, user.id, group.id)
         os.chmod(path, int(self.service_unit["RuntimeDirectoryMode"], 8))
         self.runtime_dir = path
 
@@ -364,22 +496,23 @@ class Instance:
         return argv
 
     def start(self):
-        user = pwd.getpwnam(self.service_unit["User"])
-        group = grp.getgrnam(self.service_unit["Group"])
+        user = self.system.user(self.service_unit["User"])
+        group = self.system.group(self.service_unit["Group"])
         self.make_runtime_dir(user, group)
         env = {
             # A service's environment under systemd: nothing of ours leaks in.
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": user.pw_dir,
-            "USER": user.pw_name,
-            "LOGNAME": user.pw_name,
-            "SHELL": user.pw_shell,
+            "HOME": user.home,
+            "USER": user.name,
+            "LOGNAME": user.name,
+            "SHELL": user.shell,
             "LISTEN_FDS": "1",
             "LISTEN_FDNAMES": self.socket_unit["FileDescriptorName"].replace("%i", self.name),
-            "NOTIFY_SOCKET": self.systemd.address,
+            "NOTIFY_SOCKET": self.notify_address,
             "TEST_SOCKET_FD": str(self.listener.fileno()),
-            "TEST_UID": str(user.pw_uid),
-            "TEST_GID": str(group.gr_gid),
+            "TEST_UID": str(user.id),
+            "TEST_GID": str(group.id),
+            "TEST_ROOT": str(self.system.root),
         }
         out = open(self.journal.path, "ab")
         try:
@@ -411,21 +544,23 @@ class Instance:
         self.systemd.close()
         if self.listener is not None:
             self.listener.close()
-        if self.path.exists():
-            self.path.unlink()
+        path = self.system.host(self.path)
+        if path.exists():
+            path.unlink()
         if self.made_dir is not None:
             shutil.rmtree(self.made_dir, ignore_errors=True)
         if self.runtime_dir is not None:  # systemd removes RuntimeDirectory= at stop
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
-        settings = Path("/etc/ferrocorn/%s.conf.py" % self.name)
+        settings = self.system.host("/etc/ferrocorn/%s.conf.py" % self.name)
         if settings.exists():
             settings.unlink()
 
 
 class DebianNginx:
-    """/usr/sbin/nginx -p DIR -c DIR/nginx.conf, daemon off, in its own process group."""
+    """The system's /usr/sbin/nginx -p DIR -c DIR/nginx.conf, daemon off, in its own process group."""
 
-    def __init__(self, prefix, port):
+    def __init__(self, system, prefix, port):
+        self.system = system
         self.prefix = prefix
         self.port = port
         self.error_log = ServerLog(prefix / "error.log", "Debian nginx error.log")
@@ -435,7 +570,7 @@ class DebianNginx:
         out = open(self.prefix / "stderr.log", "ab")
         try:
             self.proc = subprocess.Popen(
-                nginx_args(self.prefix),
+                nginx_args(self.system, self.prefix),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -460,7 +595,7 @@ class DebianNginx:
             kill_group(self.proc)
 
 
-def test_instance_serves_through_debian_nginx(package, scratch_root):
+def test_instance_serves_through_debian_nginx(system, package, scratch_root):
     instance = "%s%d" % (INSTANCE_PREFIX, os.getpid())
     app_dir = scratch_root / "app"
     app_dir.mkdir(mode=0o755)
@@ -470,34 +605,37 @@ def test_instance_serves_through_debian_nginx(package, scratch_root):
     (static / "hello.txt").write_text("static through nginx\n")
     for path in (app_dir / "pkgapp.py", static / "hello.txt"):
         os.chmod(path, 0o644)
-    instance_settings(instance, app_dir)
+    instance_settings(system, instance, system.inside(app_dir))
 
     # The packaged sample site, with this instance, a free port and the test's static dir.
     port = free_port()
-    site = SAMPLE_SITE.read_text()
+    site = system.host(SAMPLE_SITE).read_text()
     assert "listen 80;" in site and "myproject" in site
     site = site.replace("listen 80;", "listen 127.0.0.1:%d;" % port)
-    site = site.replace("/srv/myproject/static/", "%s/" % static).replace("myproject", instance)
+    site = site.replace("/srv/myproject/static/", "%s/" % system.inside(static)).replace("myproject", instance)
     nginx_prefix = scratch_root / "nginx"
     nginx_prefix.mkdir(mode=0o755)
     write_nginx_conf(nginx_prefix, site)
-    checked = run(nginx_args(nginx_prefix, "-t"), check=False)
+    checked = run(nginx_args(system, nginx_prefix, "-t"), check=False)
     assert checked.returncode == 0, checked.stderr
 
-    service = Instance(instance, scratch_root)
-    nginx = DebianNginx(nginx_prefix, port)
+    service = Instance(system, instance, scratch_root)
+    nginx = DebianNginx(system, nginx_prefix, port)
     try:
         service.listen()
         assert service.path == Path("/run/ferrocorn/%s.sock" % instance)
         service.start()
         nginx.start()
-        ferrocorn_uid = pwd.getpwnam("ferrocorn").pw_uid
+        ferrocorn_uid = system.user("ferrocorn").id
 
         got = requests.get(nginx.url("/hello/world?x=1"), timeout=30)
         assert got.status_code == 200, got.text
         seen = got.json()
         assert (seen["method"], seen["path"], seen["query"]) == ("GET", "/hello/world", "x=1")
         assert seen["uid"] == ferrocorn_uid, "workers run as the unit's User="
+        # The release's CPython, started as its own interpreter.
+        assert seen["python"].startswith(system.python + "."), seen["python"]
+        assert seen["executable"] == "/usr/bin/python" + system.python
         body = os.urandom(300_000)
         posted = requests.post(nginx.url("/upload"), data=body, timeout=30).json()
         assert posted["length"] == len(body) and posted["body_head"] == body[:32].decode("latin-1")
@@ -510,13 +648,15 @@ def test_instance_serves_through_debian_nginx(package, scratch_root):
         assert wait_until(lambda: service.journal.text().count('"GET /p/') == 40, 10), service.journal.tail()
         assert service.journal.text().count("Booting worker") >= 2
         # The instance's control socket, in its RuntimeDirectory, as the unit's comment says.
-        ctl = run(["/usr/bin/ferrocornctl", "-s", "/run/ferrocorn/%s/ctl" % instance, "--json", "show", "workers"])
+        ctl_socket = "/run/ferrocorn/%s/ctl" % instance
+        ctl = system.run(["/usr/bin/ferrocornctl", "-s", ctl_socket, "--json", "show", "workers"])
         reply = json.loads(ctl.stdout)
         assert reply["status"] == "ok" and len(reply["data"]["workers"]) == 2, reply
-        assert stat.S_IMODE(os.stat("/run/ferrocorn/%s" % instance).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(system.host("/run/ferrocorn/%s" % instance)).st_mode) == 0o700
 
         assert service.stop() == 0
-        assert service.path.exists() and stat.S_ISSOCK(service.path.stat().st_mode), "the socket file is systemd's"
+        socket_file = system.host(service.path)
+        assert socket_file.exists() and stat.S_ISSOCK(socket_file.stat().st_mode), "the socket file is systemd's"
         assert "[alert]" not in nginx.error_log.text() and "[emerg]" not in nginx.error_log.text()
     finally:
         nginx.stop()
@@ -524,45 +664,51 @@ def test_instance_serves_through_debian_nginx(package, scratch_root):
     assert not pids_with_cmdline("/etc/ferrocorn/%s.conf.py" % instance), "a process of the instance outlived it"
 
 
-def test_purge_leaves_nothing_and_debian_nginx_works(package, scratch_root):
+def test_purge_leaves_nothing_and_debian_nginx_works(system, package, scratch_root):
     files = package.installed_files
     assert files, "nothing was installed"
     # The module's default temp dir under Debian's prefix is made by any
     # start of nginx with the module and no ferrocorn_temp_path (a plain
     # `nginx -t` of /etc/nginx/nginx.conf does it): purge must take it too.
-    nginx_user = pwd.getpwnam("www-data")
-    DEFAULT_TEMP.mkdir(mode=0o700, exist_ok=True)
-    os.chown(DEFAULT_TEMP, nginx_user.pw_uid, 0)
+    default_temp = system.host(DEFAULT_TEMP)
+    default_temp.mkdir(mode=0o700, exist_ok=True)
+    os.chown(default_temp, system.user("www-data").id, 0)
 
     started = time.monotonic()
-    run(["apt-get", "purge", "-y", "ferrocorn"], env=APT_ENV)
+    system.apt_get("purge", "ferrocorn")
     print("\napt-get purge: %.1fs" % (time.monotonic() - started))
-    assert package_status("ferrocorn") == ""
+    assert system.package_status("ferrocorn") == ""
 
-    # A directory that was there before the install (/usr/bin, /usr/lib/nginx/modules, ...) stays;
-    # nothing else of the package does.
-    left = [path for path in files if os.path.lexists(path) and path not in package.dirs_before]
+    # A directory that was there before the install (/usr/bin, /usr/lib/nginx/modules, ...) or
+    # that a package the install brought in ships too (nginx's /usr/share/nginx) stays; nothing
+    # else of the package does.
+    left = [
+        path
+        for path in files
+        if os.path.lexists(system.host(path))
+        and not (path in package.dirs_before or system.host(path).is_dir() and system.shipped_by_a_package(path))
+    ]
     assert not left, "left behind by apt-get purge: %s" % left
     for stray in (Path("/etc/ferrocorn"), ENABLED, DEFAULT_TEMP, Path("/usr/share/doc/ferrocorn")):
-        assert not os.path.lexists(stray), "%s is left" % stray
-    assert run(["getent", "passwd", "ferrocorn"], check=False).returncode == 2, "the ferrocorn user is left"
-    assert run(["getent", "group", "ferrocorn"], check=False).returncode == 2, "the ferrocorn group is left"
+        assert not os.path.lexists(system.host(stray)), "%s is left" % stray
+    assert system.run(["getent", "passwd", "ferrocorn"], check=False).returncode == 2, "the ferrocorn user is left"
+    assert system.run(["getent", "group", "ferrocorn"], check=False).returncode == 2, "the ferrocorn group is left"
 
     # Debian's nginx: still installed, modules-enabled has no dangling link, it serves.
-    assert package_status("nginx") == "ii "
+    assert system.package_status("nginx") == "ii "
     html = scratch_root / "html"
     html.mkdir(mode=0o755)
     (html / "index.html").write_text("plain nginx\n")
     os.chmod(html / "index.html", 0o644)
     port = free_port()
-    site = "server {\n    listen 127.0.0.1:%d;\n    root %s;\n}\n" % (port, html)
+    site = "server {\n    listen 127.0.0.1:%d;\n    root %s;\n}\n" % (port, system.inside(html))
     write_nginx_conf(scratch_root, site, ferrocorn_temp=False)
-    checked = run(nginx_args(scratch_root, "-t"), check=False)
+    checked = run(nginx_args(system, scratch_root, "-t"), check=False)
     assert checked.returncode == 0, checked.stderr
     if netns_available():
-        checked = run(["unshare", "--net", SYSTEM_NGINX, "-t"], check=False)
+        checked = run(["unshare", "--net"] + system.command([SYSTEM_NGINX, "-t"]), check=False)
         assert checked.returncode == 0, "Debian's own nginx.conf after the purge:\n" + checked.stderr
-    nginx = DebianNginx(scratch_root, port).start()
+    nginx = DebianNginx(system, scratch_root, port).start()
     try:
         got = requests.get(nginx.url("/index.html"), timeout=30)
         assert (got.status_code, got.text) == (200, "plain nginx\n")
