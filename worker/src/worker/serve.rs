@@ -149,8 +149,8 @@ pub fn serve<H: Handler>(
             // One connection per wake-up, so workers share new connections.
             if let Some(fd) = accept(listener, &mut idle) {
                 let conn = Connection::new(fd, config.io_timeout);
-                let wait = first_wait(config);
                 if let Some(back) = serve_connection(conn, handler, config, recycle) {
+                    let wait = first_wait(&back, config);
                     park(&mut idle, back, wait, config);
                 }
             }
@@ -247,8 +247,13 @@ pub(super) fn accept(listener: &Listener, idle: &mut Vec<Idle>) -> Option<OwnedF
     None
 }
 
-/// How long a new connection is kept waiting for its first request.
-pub(super) fn first_wait(config: &ServeConfig) -> Duration {
+/// How long a new connection is kept for its next request: the longer
+/// wait for a first request (nginx may connect before it sends), or the
+/// keep-alive once it has served one (the request came with the connect).
+pub(super) fn first_wait(conn: &Connection, config: &ServeConfig) -> Duration {
+    if conn.has_served() {
+        return config.keep_alive;
+    }
     config
         .keep_alive
         .max(config.io_timeout.unwrap_or(FIRST_REQUEST_WAIT))

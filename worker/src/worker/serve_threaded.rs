@@ -146,7 +146,8 @@ impl Pool {
             self.free.push(t);
             let Some(conn) = back else { continue };
             if lent.fresh {
-                park(idle, conn, first_wait(config), config);
+                let wait = first_wait(&conn, config);
+                park(idle, conn, wait, config);
             } else if lent.was_partial && conn.partial_frame_len() > 0 {
                 // Still the same frame: a trickling peer gets no more time
                 // than the first deadline (no slowloris).
