@@ -61,8 +61,10 @@ pip_install_ferrocorn() {  # VENV_DIR PYTHON
         return 0
     fi
     log "pip install Ferrocorn into $venv ($("$venv/bin/python" -V 2>&1))"
+    # The bench app imports Flask (its /flask/ workload): the pin of requirements.txt.
     CARGO_TARGET_DIR="$ROOT/target/bench-wheels/$(basename "$venv")" \
-        "$venv/bin/pip" install -q --disable-pip-version-check "$ROOT"
+        "$venv/bin/pip" install -q --disable-pip-version-check "$ROOT" \
+        "$(grep -i '^flask==' "$ROOT/bench/requirements.txt")"
     touch "$stamp"
 }
 pip_install_ferrocorn "$BENCH_VENV" "$PYTHON"
