@@ -7,6 +7,11 @@ the hop from nginx, not a framework:
     GET  /bytes        1 MiB of b"x" (one bytes object, built once)
     POST /echo         the request body, read from wsgi.input, sent back
     GET  /headers      reads the 14 request headers in BENCH_HEADERS
+    GET  /stream-64k   1 MiB yielded by a generator in 16 chunks of 64 KiB
+    GET  /stream-8k    the same 1 MiB in 128 chunks of 8 KiB
+    GET  /stream-1k    the same 1 MiB in 1,024 chunks of 1 KiB
+    GET  /stream-10m   10 MiB yielded in 160 chunks of 64 KiB
+    GET  /write-64k    1 MiB through start_response's write(), 16 calls of 64 KiB
     GET  /flask/...    handed to the Flask app in flask_app.py
 
 The nginx-only rows of the benchmark answer the same paths with the same
@@ -17,6 +22,17 @@ from flask_app import app as flask_app
 
 HELLO = b"Hello, World!\n"
 ONE_MIB = b"x" * (1024 * 1024)
+TEN_MIB = b"x" * (10 * 1024 * 1024)
+
+# The streamed routes: (chunk size, chunk count). No Content-Length, as
+# Django's StreamingHttpResponse and Flask's stream_with_context send them:
+# the client gets the body chunked.
+STREAMS = {
+    "/stream-64k": (64 * 1024, 16),
+    "/stream-8k": (8 * 1024, 128),
+    "/stream-1k": (1024, 1024),
+    "/stream-10m": (64 * 1024, 160),
+}
 
 # The extra headers the /headers workload sends (what a browser sends, give or
 # take), as (name, value). The driver imports this list to build its request.
@@ -66,12 +82,36 @@ def headers(environ, start_response):
     return _reply(start_response, b"%d headers\n" % seen)
 
 
+def _streamed(size, count):
+    chunk = ONE_MIB[:size]  # built once, like a file read into a reused buffer
+
+    def chunks():
+        for _ in range(count):
+            yield chunk
+
+    def route(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return chunks()
+
+    return route
+
+
+def write_64k(environ, start_response):
+    write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    chunk = ONE_MIB[:64 * 1024]
+    for _ in range(16):
+        write(chunk)
+    return []
+
+
 def not_found(environ, start_response):
     start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
     return [b"not found\n"]
 
 
-ROUTES = {"/hello": hello, "/bytes": one_mib, "/echo": echo, "/headers": headers}
+ROUTES = {"/hello": hello, "/bytes": one_mib, "/echo": echo, "/headers": headers,
+          "/write-64k": write_64k}
+ROUTES.update({path: _streamed(size, count) for path, (size, count) in STREAMS.items()})
 
 
 def application(environ, start_response):

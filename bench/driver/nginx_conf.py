@@ -2,7 +2,9 @@
 for the ceiling row, the backend nginx that answers from memory.
 
 Both nginx-only answers use the same bytes as bench/apps/hello.py: `return 200`
-for the small bodies, a 1 MiB static file (in the page cache) for /bytes, and
+for the small bodies, a 1 MiB static file (in the page cache) for /bytes and the
+streamed paths (sent with a Content-Length: the same bytes, not chunked), a
+10 MiB one for /stream-10m, and
 for POST /echo a `return 405` whose error_page serves that file as 200: nginx
 reads and drops the 1 MiB body, then sends 1 MiB back, the same bytes each way
 as the app's echo.
@@ -34,15 +36,18 @@ def memory_locations(www: Path) -> str:
             return 200 {_nginx_string(by_path['/flask/json'])};
         }}
         location = /bytes {{ root {www}; }}
-        location = /echo {{ error_page 405 =200 /bytes; return 405; }}"""
+        location = /echo {{ error_page 405 =200 /bytes; return 405; }}
+        location ~ ^/(stream-64k|stream-8k|stream-1k|write-64k)$ {{ alias {www}/bytes; }}
+        location = /stream-10m {{ alias {www}/ten-mib; }}"""
 
 
 def write_static_files(www: Path) -> None:
-    """The 1 MiB file /bytes serves (same bytes as the app's /bytes)."""
+    """The files the static locations serve: 1 MiB (/bytes and the 1 MiB
+    streamed paths) and 10 MiB (/stream-10m), the app's bytes."""
     www.mkdir(mode=0o755, exist_ok=True)
-    body = workloads.expected_body(workloads.BY_NAME["get-1m"])
-    (www / "bytes").write_bytes(body)
-    (www / "bytes").chmod(0o644)
+    for name, workload in (("bytes", "get-1m"), ("ten-mib", "stream-10m")):
+        (www / name).write_bytes(workloads.expected_body(workloads.BY_NAME[workload]))
+        (www / name).chmod(0o644)
 
 
 _HTTP_COMMON = """\

@@ -224,7 +224,9 @@ def _how_section(data: dict) -> list[str]:
            "accepts, and is stopped with its whole group after its row.",
            "- The upstream ceiling is a second nginx (same build, "
            f"{data['workers']} workers) answering every path from memory: `return 200` with the app's "
-           "exact bytes, the 1 MiB file from the page cache, and for the echo a `return 405` whose "
+           "exact bytes, the 1 MiB file from the page cache (for `/bytes` and the 1 MiB streamed paths, "
+           "sent whole with a Content-Length where the app streams it chunked), a 10 MiB file for "
+           "`/stream-10m`, and for the echo a `return 405` whose "
            "`error_page 405 =200` serves that file (nginx reads and drops the 1 MiB body, then "
            "sends 1 MiB back). The nginx-alone row answers the same way in the front nginx itself.",
            "- Gunicorn's own uwsgi channel exists in the pinned "

@@ -49,6 +49,18 @@ WORKLOADS = (
              doc="14 browser-like request headers, each read from environ by the app, 64 connections"),
     Workload("flask", "Flask JSON", "GET", "/flask/json", 64,
              doc="a Flask view returning jsonify(...), 64 connections"),
+    Workload("stream-64k", "1 MiB streamed, 64 KiB chunks", "GET", "/stream-64k", 64,
+             doc="a 1 MiB body yielded by a generator as 16 chunks of 64 KiB, no Content-Length "
+                 "(the client gets it chunked), 64 connections"),
+    Workload("stream-8k", "1 MiB streamed, 8 KiB chunks", "GET", "/stream-8k", 64,
+             doc="the same 1 MiB yielded as 128 chunks of 8 KiB, 64 connections"),
+    Workload("stream-1k", "1 MiB streamed, 1 KiB chunks", "GET", "/stream-1k", 64,
+             doc="the same 1 MiB yielded as 1,024 chunks of 1 KiB, 64 connections"),
+    Workload("stream-10m", "10 MiB streamed", "GET", "/stream-10m", 64,
+             doc="10 MiB yielded by a generator as 160 chunks of 64 KiB, 64 connections"),
+    Workload("write-64k", "1 MiB by write()", "GET", "/write-64k", 64,
+             doc="1 MiB sent through the write() callable start_response returns, 16 calls "
+                 "of 64 KiB, 64 connections"),
     Workload("slow", "hello + 1000 slow clients", "GET", "/hello", 64, slow_clients=1000,
              doc="hello at 64 connections while 1,000 other connections trickle POST bodies "
                  "to /echo (10 bytes every 0.5 s): nginx buffers them, the workers never see them"),
@@ -65,8 +77,11 @@ def expected_body(workload: Workload) -> bytes:
     """The exact response body every row must send for this workload."""
     if workload.path == "/hello":
         return hello.HELLO
-    if workload.path == "/bytes":
+    if workload.path in ("/bytes", "/write-64k"):
         return hello.ONE_MIB
+    if workload.path in hello.STREAMS:
+        size, count = hello.STREAMS[workload.path]
+        return hello.ONE_MIB[:size] * count
     if workload.path == "/echo":
         return request_body(workload)
     if workload.path == "/headers":
