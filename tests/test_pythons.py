@@ -14,7 +14,8 @@ On one Python (3.12 when there is one), what the package reaches otherwise
 than the binary: `python -m ferrocorn`, `ferrocornctl`, config files and
 hooks, the USR2 upgrade, worker exit (atexit, non-daemon threads),
 `--daemon`, and `pip install <checkout>` itself. Then bad input: pip on a
-Python older than 3.9, a venv the binary cannot read.
+Python older than 3.9 or given a wheel of another Python, a venv the binary
+cannot read.
 """
 
 import hashlib
@@ -495,6 +496,21 @@ def test_pip_install_of_the_checkout_gives_a_ferrocorn_that_serves(package_venv,
 
 
 # --- bad input -----------------------------------------------------------------------------------
+
+
+def test_a_wheel_for_another_python_is_refused_by_pip(package_venv):
+    """pip's own refusal, before anything of ours runs: the cp3X wheel of one Python into another's venv."""
+    others = [v for v, e in manifest().items() if v != package_venv.version and "venv" in e]
+    if not others:
+        pytest.skip("only CPython %s is installed on this machine: no other venv to install its wheel into"
+                    % package_venv.version)
+    other = venv_of(others[0])
+    wheel = Path(manifest()[package_venv.version]["wheel"])
+    result = subprocess.run([str(other.path / "bin" / "pip"), "install", "--disable-pip-version-check", "--no-deps",
+                             "--dry-run", str(wheel)], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0, result
+    assert "ERROR: %s is not a supported wheel on this platform." % wheel.name in result.stderr, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def old_python():
