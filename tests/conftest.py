@@ -261,11 +261,12 @@ def module_servers():
 
 @pytest.fixture
 def start_dedicated(workdir, nginx):
-    """Starts a ferrocorn of this test's own behind /dedicated/ (2 workers)."""
+    """Starts a ferrocorn of this test's own behind /dedicated/ (2 workers; other
+    keywords, such as `program`, `chdir` or `env`, as for `Ferrocorn`)."""
     started = []
 
-    def start(app="basic:app", extra_args=(), workers=2):
-        server = Ferrocorn(workdir, "dedicated", app, workers=workers, extra_args=extra_args)
+    def start(app="basic:app", extra_args=(), workers=2, **kwargs):
+        server = Ferrocorn(workdir, "dedicated", app, workers=workers, extra_args=extra_args, **kwargs)
         started.append(server)
         _start(server)
         return Stack(nginx, server)

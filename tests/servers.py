@@ -201,10 +201,18 @@ def kill_group(proc, first_signal=signal.SIGTERM):
 
 
 class Ferrocorn:
-    """A ferrocorn supervisor serving one app from tests/apps."""
+    """A ferrocorn supervisor serving one app from tests/apps.
 
-    def __init__(self, workdir, name, app, workers=2, tcp_port=None, extra_args=(), env=None):
+    `program`: the command that runs ferrocorn, as a list; by default the
+    binary of the install tree, else e.g. a venv's pip-installed
+    `bin/ferrocorn` or `[venv/bin/python, -m, ferrocorn]`. `chdir`: its
+    --chdir (tests/apps unless said)."""
+
+    def __init__(self, workdir, name, app, workers=2, tcp_port=None, extra_args=(), env=None, program=None,
+                 chdir=APPS_DIR):
         self.name = name
+        self.program = [str(p) for p in program] if program else [str(FERROCORN_BIN)]
+        self.chdir = chdir
         self.app = app
         self.sock = Path(workdir) / ("%s.sock" % name)
         # Its own control socket: servers running side by side must not
@@ -219,16 +227,16 @@ class Ferrocorn:
         self.proc = None
 
     def command(self):
-        cmd = [str(FERROCORN_BIN), "-b", "unix:%s" % self.sock]
+        cmd = self.program + ["-b", "unix:%s" % self.sock]
         if self.tcp_port is not None:
             cmd += ["-b", "127.0.0.1:%d" % self.tcp_port]
-        cmd += ["-w", str(self.workers), "--error-logfile", str(self.log.path), "--chdir", str(APPS_DIR)]
+        cmd += ["-w", str(self.workers), "--error-logfile", str(self.log.path), "--chdir", str(self.chdir)]
         if not any(a.startswith("--control-socket") for a in self.extra_args):
             cmd += ["--control-socket", str(self.ctl)]
         return cmd + self.extra_args + [self.app]
 
     def start(self):
-        require_binary(FERROCORN_BIN)
+        require_binary(Path(self.program[0]))
         for stale in (self.sock, self.log.path, self.stderr.path):
             if stale.exists():
                 stale.unlink()

@@ -277,6 +277,23 @@ def many_chunks(environ, start_response, args):
     return (bytes([65 + i % 26]) * size for i in range(count))
 
 
+def python(environ, start_response, args):
+    """Which Python runs the app: version, prefixes, executable, and where
+    the interpreter loads the standard library from."""
+    return json_response(
+        start_response,
+        {
+            "version": sys.version,
+            "version_info": list(sys.version_info[:3]),
+            "prefix": sys.prefix,
+            "base_prefix": sys.base_prefix,
+            "executable": sys.executable,
+            "stdlib": os.path.dirname(os.__file__),
+            "pid": os.getpid(),
+        },
+    )
+
+
 def latin1_header(environ, start_response, args):
     return respond(start_response, "200 OK", b"latin-1 header\n", TEXT + [("X-Latin", "caf\u00e9 \u00ff")])
 
@@ -302,6 +319,7 @@ ROUTES = {
     "gate": gate,
     "many_chunks": many_chunks,
     "latin1_header": latin1_header,
+    "python": python,
 }
 
 
