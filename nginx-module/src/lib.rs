@@ -21,7 +21,10 @@
 //! `_force_ranges`, `_limit_rate`, `_next_upstream*`, `_temp_path`,
 //! `_store*`, `_cache*` and `_cache_path`); the table with defaults is in the
 //! README. Left out: `uwsgi_modifier1/2` and `uwsgi_string` (uwsgi packet
-//! fields) and `uwsgi_ssl_*` (the supervisor speaks no TLS).
+//! fields) and `uwsgi_ssl_*` (the supervisor speaks no TLS). Added:
+//! `ferrocorn_keepalive N | off` and its `_time`, `_timeout`, `_requests`
+//! twins of the upstream `keepalive*` directives (http level), which keep
+//! connections to an address `ferrocorn_pass` names directly alive.
 //!
 //! # Layout
 //!
@@ -39,6 +42,8 @@
 //!   (`ferrocorn_request_buffering off`).
 //! - [`upstream`]: `process_header`, `create_key` and the other upstream
 //!   callbacks.
+//! - [`keepalive`]: nginx's keepalive module on the implicit upstream of
+//!   each address `ferrocorn_pass` names directly (`ferrocorn_keepalive`).
 //! - [`peer`]: the guard around the balancer that checks a kept-alive
 //!   connection for end of file before a request nginx would not retry.
 //! - [`filter`]: the buffered (event pipe) and non-buffered body filters.
@@ -71,6 +76,8 @@ pub mod directives;
 pub mod filter;
 #[cfg(not(test))]
 pub mod handler;
+#[cfg(not(test))]
+pub mod keepalive;
 #[cfg(not(test))]
 pub mod peer;
 #[cfg(not(test))]
