@@ -1,8 +1,8 @@
 //! Kept-alive connections for the addresses `ferrocorn_pass` names
 //! directly (`ferrocorn_pass unix:/run/app.sock;`, no `upstream {}` block).
 //!
-//! nginx gives such an address an implicit upstream: round robin over one
-//! server, no `srv_conf`, no keepalive, so every request would open and
+//! nginx gives such an address an implicit upstream: round robin over its
+//! address(es), no `srv_conf`, no keepalive, so every request would open and
 //! close a connection to the supervisor. Ferrocorn's workers keep
 //! connections alive (`--keep-alive`, 75 s), so at postconfiguration each
 //! implicit upstream gets nginx's own ngx_http_upstream_keepalive_module,

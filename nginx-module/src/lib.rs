@@ -98,8 +98,9 @@ mod nginx {
     use crate::commands::COMMANDS;
     use crate::config;
 
-    /// The module context: the main conf (cache zones, guarded upstreams),
-    /// postconfiguration (the guard) and the location conf.
+    /// The module context: the main conf (cache zones, guarded upstreams,
+    /// keepalive), postconfiguration (keepalive on implicit upstreams, then
+    /// the guard) and the location conf.
     static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
         preconfiguration: None,
         postconfiguration: Some(crate::peer::postconfiguration),
