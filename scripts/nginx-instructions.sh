@@ -2,11 +2,13 @@
 # Instructions the front nginx executes per hello-world request, a figure that
 # does not depend on how busy the machine is (bench/results.md, History).
 #
-#   scripts/nginx-instructions.sh [ferrocorn|ceiling] [seconds]
+#   scripts/nginx-instructions.sh [ferrocorn|plain|ceiling] [seconds]
 #
 # ferrocorn (default): `ferrocorn_pass` to `ferrocorn -w 1` serving a 14-byte
 # hello app, through an upstream with `keepalive 32`, as the benchmark's
-# "Ferrocorn keepalive" row. ceiling: the benchmark's upstream ceiling row,
+# "Ferrocorn keepalive" row. plain: the same app behind the README's own
+# config, `ferrocorn_pass unix:PATH` with no upstream block (the benchmark's
+# "Ferrocorn" row). ceiling: the benchmark's upstream ceiling row,
 # `proxy_pass` with keep-alive to a second nginx answering `return 200`.
 # The front nginx (1 worker, no master) runs under callgrind; its counters are
 # zeroed after a 2 s warm-up, then `wrk -t1 -c8` sends GET /hello for
@@ -18,7 +20,7 @@ set -euo pipefail
 
 mode=${1:-ferrocorn}
 secs=${2:-10}
-case "$mode" in ferrocorn | ceiling) ;; *) die "usage: $0 [ferrocorn|ceiling] [seconds]" ;; esac
+case "$mode" in ferrocorn | plain | ceiling) ;; *) die "usage: $0 [ferrocorn|plain|ceiling] [seconds]" ;; esac
 ensure_apt valgrind wrk curl
 [ -x "$DIST/sbin/nginx" ] || die "no $DIST/sbin/nginx: run scripts/build.sh first"
 
@@ -51,7 +53,7 @@ http {
 EOF
 }
 
-if [ "$mode" = ferrocorn ]; then
+if [ "$mode" != ceiling ]; then
     cat > "$run/hello_app.py" <<'EOF'
 HELLO = b"Hello, World!\n"
 
@@ -65,6 +67,10 @@ EOF
     pids+=($!)
     load="load_module $DIST/modules/ngx_http_ferrocorn_module.so;"
     location="ferrocorn_pass app;"
+    if [ "$mode" = plain ]; then
+        upstream=""
+        location="ferrocorn_pass unix:$sock;"
+    fi
 else
     { nginx_prologue backend on
         cat <<EOF

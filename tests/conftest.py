@@ -91,6 +91,9 @@ LOCATIONS = """\
         location /dedicated-pool/ {{
             ferrocorn_pass dedicated_pool;
         }}
+        location /dedicated-fresh/ {{
+            ferrocorn_pass dedicated_fresh;
+        }}
         location /iftest/ {{
             if ($arg_alt) {{
                 ferrocorn_pass unix:{w}/broken.sock;
@@ -123,6 +126,12 @@ UPSTREAMS = """\
     upstream dedicated_pool {{
         server unix:{w}/dedicated.sock;
         keepalive 4;
+    }}
+    # No keepalive: a connection per request, so consecutive requests reach
+    # every worker (a kept-alive connection stays with the worker that
+    # accepted it).
+    upstream dedicated_fresh {{
+        server unix:{w}/dedicated.sock;
     }}
     upstream fake_pool {{
         server unix:{w}/fake.sock;

@@ -33,6 +33,7 @@ UPSTREAMS = """\
         server unix:{w}/a.sock;
     }}
     upstream pooled {{ server unix:{w}/keep.sock; keepalive 2; }}
+    upstream unpooled {{ server unix:{w}/keep.sock; }}
     upstream failover {{
         server unix:{w}/fa.sock;
         server unix:{w}/fb.sock;
@@ -52,7 +53,8 @@ LOCATIONS = """\
         location /tcp4/ {{ ferrocorn_pass 127.0.0.1:{port_a}; }}
         location /tcp6/ {{ ferrocorn_pass [::1]:{port_v6}; }}
         location /pooled/ {{ ferrocorn_pass pooled; }}
-        location /not-pooled/ {{ ferrocorn_pass unix:{w}/keep.sock; }}
+        location /not-pooled/ {{ ferrocorn_pass unpooled; }}
+        location /implicit/ {{ ferrocorn_pass unix:{w}/keep.sock; }}
         location /failover/ {{
             ferrocorn_pass failover;
             ferrocorn_next_upstream error timeout;
@@ -166,8 +168,12 @@ def test_keepalive_reuses_the_supervisor_connection(alerts_checked):
     stack = alerts_checked
     pooled = [tuple(who(stack, "/pooled/whoami")["sockets"]) for _ in range(5)]
     assert len(set(pooled)) == 1, pooled
+    # An upstream block without `keepalive` stays without: its author's choice.
     fresh = [tuple(who(stack, "/not-pooled/whoami")["sockets"]) for _ in range(3)]
     assert len(set(fresh)) == 3, fresh
+    # A plain address keeps its connections alive (ferrocorn_keepalive).
+    implicit = [tuple(who(stack, "/implicit/whoami")["sockets"]) for _ in range(5)]
+    assert len(set(implicit)) == 1, implicit
 
 
 class Load:

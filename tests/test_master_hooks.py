@@ -284,8 +284,10 @@ def test_a_late_worker_abort_signal_spares_a_worker_that_is_no_longer_stuck(star
     conf.write_text("def worker_abort(worker):\n    open(%r, 'a').write('ran')\n" % str(notes))
     stack = start_dedicated("basic:app", extra_args=["-c", str(conf), "--timeout", "30"])
     master = stack.ferrocorn
-    workers = set()  # both have loaded the app (and the hook) once both have answered
-    assert wait_until(lambda: workers.add(int(requests.get(stack.url("/dedicated/pid"), timeout=30).text))
+    # Both have loaded the app (and the hook) once both have answered; a
+    # connection per request (/dedicated-fresh/) reaches both.
+    workers = set()
+    assert wait_until(lambda: workers.add(int(requests.get(stack.url("/dedicated-fresh/pid"), timeout=30).text))
                       or len(workers) == 2, 30)
     # What a worker that recovered right after the master's timeout receives: the signal, while idle.
     for pid in workers:

@@ -62,9 +62,15 @@ def served(stack):
 
 
 def both_workers_serve(stack):
-    """Waits until both workers have answered (each has imported the app)."""
+    """Waits until both workers have answered (each has imported the app),
+    through a connection per request (/dedicated/ keeps one alive, which
+    stays with one worker)."""
     pids = set()
-    assert wait_until(lambda: pids.add(served(stack)[1].split("|")[-1]) or len(pids) == 2, 30), pids
+
+    def pid():
+        return requests.get(stack.url("/dedicated-fresh/"), timeout=30).text.split("|")[-1]
+
+    assert wait_until(lambda: pids.add(pid()) or len(pids) == 2, 30), pids
 
 
 def inotify_watches(pid):

@@ -66,10 +66,12 @@ def test_hup_with_a_broken_app_keeps_the_old_workers(start_dedicated, scratch):
     master = stack.ferrocorn
     before = set(two_workers(master))
     # Both workers have imported v1 (each answered) before the file breaks:
-    # a worker still booting would import the broken file instead.
+    # a worker still booting would import the broken file instead. A
+    # connection per request (/dedicated-fresh/) reaches both.
     answered = set()
     assert wait_until(
-        lambda: answered.add(requests.get(stack.url("/dedicated/"), timeout=30).content) or len(answered) == 2, 20
+        lambda: answered.add(requests.get(stack.url("/dedicated-fresh/"), timeout=30).content) or len(answered) == 2,
+        20,
     ), answered
     assert {a.split()[0] for a in answered} == {b"v1"}
     app.write_text("raise RuntimeError('deploy went wrong')\n")

@@ -1,6 +1,8 @@
 """The module built for Debian's own nginx package (1.22 on Debian 12) by
 scripts/build-system-nginx.sh: `/usr/sbin/nginx -t` accepts it and real
-requests go through it to ferrocorn.
+requests go through it to ferrocorn, over a connection kept alive without
+an upstream block (nginx's keepalive module, put on the implicit upstream by
+`ferrocorn_keepalive`).
 
 The module is built on first use (several minutes; later runs reuse it).
 Skipped only when Debian's nginx cannot be installed on this machine.
@@ -14,7 +16,8 @@ import pytest
 import requests
 
 from parity import alerts_checked, quit_promptly, start_parity  # noqa: F401
-from servers import REPO, Nginx, free_port
+from servers import REPO, Ferrocorn, Nginx, free_port
+from test_implicit_keepalive import get_hellos
 
 SYSTEM_NGINX = "/usr/sbin/nginx"
 SYSTEM_MODULE = REPO / "dist-system" / "modules" / "ngx_http_ferrocorn_module.so"
@@ -124,6 +127,22 @@ def test_cache_through_debian_nginx(alerts_checked):
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
     assert second.content == b"counted " + n.encode()
     assert stack.hits(n) == 1
+
+
+def test_debian_nginx_keeps_a_plain_address_alive(system_module, scratch):
+    app = Ferrocorn(scratch, "app", "basic:app", workers=1)
+    nginx = SystemNginx(
+        scratch, "nginx", free_port(), "        location / { ferrocorn_pass unix:%s; }\n" % app.sock,
+        HTTP.format(shared=scratch),
+    )
+    try:
+        app.start().wait_ready()
+        nginx.start().wait_ready()
+        seen = get_hellos(nginx, app.sock)
+    finally:
+        nginx.stop()
+        app.stop()
+    assert len(seen[0]) == 1 and all(s == seen[0] for s in seen), seen
 
 
 def test_system_nginx_port_is_free_for_tests():

@@ -4,8 +4,9 @@ A worker says on its last `response_end` that it closes the connection
 (`close`), so nginx takes it out of its pool; and nginx never sends a
 request it would not retry (a POST) on a pooled connection the worker has
 already closed: the module checks such a connection for end of file first.
-Both against the fake worker behind `/fake-pool/` (upstream `keepalive 4`),
-which keeps its connections open unless a test closes them.
+Both against the fake worker behind `/fake-pool/` (upstream `keepalive 4`;
+the race also behind `/fake/`, the plain address `ferrocorn_keepalive` keeps
+alive), which keeps its connections open unless a test closes them.
 """
 
 import os
@@ -48,16 +49,19 @@ def _read_response(sock):
     return response
 
 
-def test_a_post_is_not_sent_on_a_pooled_connection_the_worker_closed(fake_upstream, nginx):
+@pytest.mark.parametrize("prefix", ["/fake-pool/", "/fake/"], ids=["upstream-block", "plain-address"])
+def test_a_post_is_not_sent_on_a_pooled_connection_the_worker_closed(fake_upstream, nginx, prefix):
     """The race of a worker closing an idle connection (stop, reload, idle
     limit) while nginx picks it for a POST, made deterministic: nginx's
     worker is paused while the client's POST arrives and then the worker
-    closes, so nginx handles the POST before it learns of the close."""
+    closes, so nginx handles the POST before it learns of the close. Both
+    for an upstream block with `keepalive` and for the plain address, kept
+    alive by `ferrocorn_keepalive`."""
     fake_upstream.keep_open = True
     fake_upstream.reply = REPLY + wire.response_end()
     (nginx_worker,) = wait_until(lambda: children_of(nginx.proc.pid) or None, 10)
     with socket.create_connection(("127.0.0.1", nginx.port), timeout=30) as client:
-        client.sendall(b"GET /fake-pool/first HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        client.sendall(b"GET %sfirst HTTP/1.1\r\nHost: localhost\r\n\r\n" % prefix.encode())
         assert _read_response(client).status == 200
         assert fake_upstream.connections == 1
 
@@ -65,8 +69,8 @@ def test_a_post_is_not_sent_on_a_pooled_connection_the_worker_closed(fake_upstre
         os.kill(nginx_worker, signal.SIGSTOP)
         try:
             client.sendall(
-                b"POST /fake-pool/second HTTP/1.1\r\nHost: localhost\r\n"
-                b"Content-Type: text/plain\r\nContent-Length: 4\r\n\r\nbody"
+                b"POST %ssecond HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: text/plain\r\nContent-Length: 4\r\n\r\nbody" % prefix.encode()
             )
             time.sleep(0.2)
             fake_upstream.close_open()  # the worker closes its idle connection

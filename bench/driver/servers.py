@@ -94,7 +94,7 @@ SERVERS = (
            command=("{nginx}", "-p", "{row_dir}/backend/", "-e", "{row_dir}/logs/backend-error.log",
                     "-c", "{row_dir}/backend.conf"),
            location=PROXY_LOCATION, upstream=HTTP_UPSTREAM),
-    Server("ferrocorn", "Ferrocorn", "app", "`ferrocorn_pass`, unix socket, one connection per request",
+    Server("ferrocorn", "Ferrocorn", "app", "`ferrocorn_pass unix:PATH` as the README writes it (no upstream block: kept alive by `ferrocorn_keepalive`, default 32), unix socket",
            command=FERROCORN_CMD, location="ferrocorn_pass unix:{sock};",
            requires=FERROCORN_FILES, loads_module=True),
     Server("ferrocorn-ka", "Ferrocorn keepalive", "app",

@@ -2,10 +2,12 @@
 //! ngx_http_uwsgi_module's table, with the same contexts, setters and
 //! offsets as its `uwsgi_*` twin.
 //!
-//! Only `ferrocorn_pass`, `_param`, `_store`, `_cache` and `_cache_key`
-//! have code of their own ([`crate::directives`]); everything else is a
-//! stock nginx slot writing into the embedded `ngx_http_upstream_conf_t`
-//! (or, for `ferrocorn_cache_path`, into the main conf's cache list).
+//! Only `ferrocorn_pass`, `_param`, `_store`, `_cache`, `_cache_key` and
+//! `_keepalive` have code of their own ([`crate::directives`]); everything
+//! else is a stock nginx slot writing into the embedded
+//! `ngx_http_upstream_conf_t` (or, for `ferrocorn_cache_path` and the
+//! `ferrocorn_keepalive_*` twins of the upstream `keepalive_*`, into the
+//! main conf).
 
 use core::ffi::c_void;
 use core::mem::offset_of;
@@ -33,7 +35,7 @@ use ngx::ffi::{
 };
 use ngx::ngx_string;
 
-use crate::config::{LocConf, MainConf};
+use crate::config::{KeepaliveConf, LocConf, MainConf};
 use crate::directives;
 
 // `ferrocorn_limit_rate` takes variables since nginx 1.27.0 (a complex
@@ -50,6 +52,13 @@ const ANY_LEVEL: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CON
 macro_rules! upstream_offset {
     ($field:ident) => {
         offset_of!(LocConf, upstream) + offset_of!(ngx_http_upstream_conf_t, $field)
+    };
+}
+
+/// Offset of a `ferrocorn_keepalive_*` field inside [`MainConf`].
+macro_rules! keepalive_offset {
+    ($field:ident) => {
+        offset_of!(MainConf, keepalive) + offset_of!(KeepaliveConf, $field)
     };
 }
 
@@ -136,7 +145,7 @@ static mut IGNORE_HEADERS_MASKS: [ngx_conf_bitmask_t; 10] = [
 ];
 
 /// Number of directives, for the table's type.
-const COMMAND_COUNT: usize = 44;
+const COMMAND_COUNT: usize = 48;
 
 /// The directive table. `static mut` because nginx takes `ngx_command_t *`;
 /// nginx only reads it.
@@ -315,6 +324,38 @@ pub static mut COMMANDS: [ngx_command_t; COMMAND_COUNT + 1] = [
         set: Some(directives::set_cache_key),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
+        post: null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("ferrocorn_keepalive"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(directives::set_keepalive),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET,
+        offset: 0,
+        post: null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("ferrocorn_keepalive_time"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(ngx_conf_set_msec_slot),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET,
+        offset: keepalive_offset!(time),
+        post: null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("ferrocorn_keepalive_timeout"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(ngx_conf_set_msec_slot),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET,
+        offset: keepalive_offset!(timeout),
+        post: null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("ferrocorn_keepalive_requests"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(ngx_conf_set_num_slot),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET,
+        offset: keepalive_offset!(requests),
         post: null_mut(),
     },
     ngx_command_t {

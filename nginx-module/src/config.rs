@@ -15,8 +15,8 @@ use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_array_t, ngx_conf_merge_path_value, ngx_conf_t, ngx_hash_init_t, ngx_http_complex_value_t,
     ngx_http_core_loc_conf_t, ngx_http_upstream_conf_t, ngx_http_upstream_hide_headers_hash,
-    ngx_path_init_t, ngx_pcalloc, ngx_str_t, ngx_uint_t, NGX_CONF_BITMASK_SET, NGX_HTTP_GET,
-    NGX_HTTP_HEAD, NGX_HTTP_UPSTREAM_FT_ERROR, NGX_HTTP_UPSTREAM_FT_NOLIVE,
+    ngx_msec_t, ngx_path_init_t, ngx_pcalloc, ngx_str_t, ngx_uint_t, NGX_CONF_BITMASK_SET,
+    NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_UPSTREAM_FT_ERROR, NGX_HTTP_UPSTREAM_FT_NOLIVE,
     NGX_HTTP_UPSTREAM_FT_OFF, NGX_HTTP_UPSTREAM_FT_TIMEOUT, NGX_LOG_EMERG, NGX_LOG_WARN,
     NGX_MAX_OFF_T_VALUE,
 };
@@ -45,7 +45,8 @@ pub struct LocConf {
 }
 
 /// The http-level settings: the cache zones `ferrocorn_cache_path`
-/// declares, and the upstreams `ferrocorn_pass` uses.
+/// declares, the upstreams `ferrocorn_pass` uses, and the keepalive of
+/// the addresses it names directly.
 #[repr(C)]
 pub struct MainConf {
     /// `ngx_http_file_cache_t *` items, filled by nginx's
@@ -55,6 +56,24 @@ pub struct MainConf {
     /// [`crate::peer::Guarded`] items: each upstream `ferrocorn_pass` uses,
     /// with its balancer's `peer.init`, wrapped at postconfiguration.
     pub guarded: ngx_array_t,
+    /// `ferrocorn_keepalive*`, for the implicit upstreams (see
+    /// [`crate::keepalive`]).
+    pub keepalive: KeepaliveConf,
+}
+
+/// `ferrocorn_keepalive N | off` and its `_time`, `_timeout`, `_requests`
+/// twins of the upstream `keepalive*` directives; unset until configured.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct KeepaliveConf {
+    /// Idle connections cached per nginx worker process; 0 is `off`.
+    pub max_cached: ngx_uint_t,
+    /// `ferrocorn_keepalive_time`: the longest life of one connection.
+    pub time: ngx_msec_t,
+    /// `ferrocorn_keepalive_timeout`: how long an idle connection is kept.
+    pub timeout: ngx_msec_t,
+    /// `ferrocorn_keepalive_requests`: requests per connection.
+    pub requests: ngx_uint_t,
 }
 
 /// `ngx_array_init` (a C inline function bindgen does not see): room for
@@ -75,7 +94,7 @@ unsafe fn empty_array(cf: *mut ngx_conf_t, item: usize) -> Option<ngx_array_t> {
     })
 }
 
-/// `create_main_conf`: empty cache and upstream lists.
+/// `create_main_conf`: empty cache and upstream lists, keepalive unset.
 ///
 /// # Safety
 /// Called by nginx with a valid `cf`.
@@ -96,6 +115,12 @@ pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
     };
     conf.caches = caches;
     conf.guarded = guarded;
+    conf.keepalive = KeepaliveConf {
+        max_cached: UNSET_UINT,
+        time: UNSET_MSEC,
+        timeout: UNSET_MSEC,
+        requests: UNSET_UINT,
+    };
     (conf as *mut MainConf).cast()
 }
 

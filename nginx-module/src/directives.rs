@@ -1,6 +1,6 @@
 //! The directives with code of their own: `ferrocorn_pass`,
-//! `ferrocorn_param`, `ferrocorn_store`, `ferrocorn_cache` and
-//! `ferrocorn_cache_key`. Every other directive is a stock nginx slot
+//! `ferrocorn_param`, `ferrocorn_store`, `ferrocorn_cache`,
+//! `ferrocorn_cache_key` and `ferrocorn_keepalive`. Every other directive is a stock nginx slot
 //! (see `commands.rs`).
 //!
 //! A bad argument fails `nginx -t` with a line naming the directive and the
@@ -14,13 +14,14 @@ use ngx::ffi::{
     ngx_array_create, ngx_array_push, ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value,
     ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_http_core_loc_conf_t,
     ngx_http_script_compile, ngx_http_script_compile_t, ngx_http_script_variables_count,
-    ngx_http_upstream_add, ngx_palloc, ngx_shared_memory_add, ngx_str_t, ngx_url_t, NGX_LOG_EMERG,
+    ngx_http_upstream_add, ngx_palloc, ngx_shared_memory_add, ngx_str_t, ngx_uint_t, ngx_url_t,
+    NGX_LOG_EMERG,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 use ngx::ngx_conf_log_error;
 
-use crate::config::{LocConf, ParamConf};
-use crate::ffi::{signed_2bit, str_bytes, OK, UNSET_FLAG};
+use crate::config::{LocConf, MainConf, ParamConf};
+use crate::ffi::{signed_2bit, str_bytes, OK, UNSET_FLAG, UNSET_UINT};
 use crate::pass_target::check_pass_target;
 
 /// The directive's arguments (`cf->args`), name first.
@@ -312,5 +313,47 @@ pub unsafe extern "C" fn set_cache_key(
     if unsafe { ngx_http_compile_complex_value(&mut ccv) } != OK {
         return NGX_CONF_ERROR;
     }
+    NGX_CONF_OK
+}
+
+/// `ferrocorn_keepalive N | off;` (http) — idle connections per nginx
+/// worker process that each address `ferrocorn_pass` names directly keeps
+/// to the supervisor (see [`crate::keepalive`]); `off`: none.
+///
+/// # Safety
+/// Called by nginx for the directive, with `conf` our [`MainConf`].
+pub unsafe extern "C" fn set_keepalive(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the directive's conf and our main conf.
+    let (cf_ref, mcf) = unsafe { (&*cf, &mut *conf.cast::<MainConf>()) };
+    if mcf.keepalive.max_cached != UNSET_UINT {
+        return c"is duplicate".as_ptr().cast_mut();
+    }
+    // SAFETY: cf is inside a directive setter; the argument lives in the conf pool.
+    let value = unsafe { str_bytes(&args(cf_ref)[1]) };
+    let parsed = match value {
+        b"off" => Some(0),
+        _ if !value.is_empty() && value.len() <= 9 && value.iter().all(u8::is_ascii_digit) => {
+            std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<ngx_uint_t>().ok())
+                .filter(|&n| n > 0)
+        }
+        _ => None,
+    };
+    let Some(n) = parsed else {
+        ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "invalid value \"{}\" in \"ferrocorn_keepalive\": expected a number of \
+             connections (1 or more) or \"off\"",
+            String::from_utf8_lossy(value)
+        );
+        return NGX_CONF_ERROR;
+    };
+    mcf.keepalive.max_cached = n;
     NGX_CONF_OK
 }

@@ -21,7 +21,10 @@
 //! `_force_ranges`, `_limit_rate`, `_next_upstream*`, `_temp_path`,
 //! `_store*`, `_cache*` and `_cache_path`); the table with defaults is in the
 //! README. Left out: `uwsgi_modifier1/2` and `uwsgi_string` (uwsgi packet
-//! fields) and `uwsgi_ssl_*` (the supervisor speaks no TLS).
+//! fields) and `uwsgi_ssl_*` (the supervisor speaks no TLS). Added:
+//! `ferrocorn_keepalive N | off` and its `_time`, `_timeout`, `_requests`
+//! twins of the upstream `keepalive*` directives (http level), which keep
+//! connections to an address `ferrocorn_pass` names directly alive.
 //!
 //! # Layout
 //!
@@ -39,6 +42,8 @@
 //!   (`ferrocorn_request_buffering off`).
 //! - [`upstream`]: `process_header`, `create_key` and the other upstream
 //!   callbacks.
+//! - [`keepalive`]: nginx's keepalive module on the implicit upstream of
+//!   each address `ferrocorn_pass` names directly (`ferrocorn_keepalive`).
 //! - [`peer`]: the guard around the balancer that checks a kept-alive
 //!   connection for end of file before a request nginx would not retry.
 //! - [`filter`]: the buffered (event pipe) and non-buffered body filters.
@@ -72,6 +77,8 @@ pub mod filter;
 #[cfg(not(test))]
 pub mod handler;
 #[cfg(not(test))]
+pub mod keepalive;
+#[cfg(not(test))]
 pub mod peer;
 #[cfg(not(test))]
 pub mod request;
@@ -91,8 +98,9 @@ mod nginx {
     use crate::commands::COMMANDS;
     use crate::config;
 
-    /// The module context: the main conf (cache zones, guarded upstreams),
-    /// postconfiguration (the guard) and the location conf.
+    /// The module context: the main conf (cache zones, guarded upstreams,
+    /// keepalive), postconfiguration (keepalive on implicit upstreams, then
+    /// the guard) and the location conf.
     static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
         preconfiguration: None,
         postconfiguration: Some(crate::peer::postconfiguration),

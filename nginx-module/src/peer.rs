@@ -14,7 +14,8 @@
 //! HEAD...) skip the check and its syscall, and get no guard at all.
 //!
 //! The wrap: at postconfiguration, each such upstream's `peer.init` (the
-//! balancer's, or keepalive's around it) is replaced by [`init_peer`],
+//! balancer's, or keepalive's around it, an `upstream {}` block's or the
+//! one [`crate::keepalive`] gives an address `ferrocorn_pass` names) is replaced by [`init_peer`],
 //! which calls the original, then, for a request nginx would not retry,
 //! puts a [`Guard`] in front of the per-request `get`/`free` callbacks, the
 //! way the keepalive module wraps the balancer.
@@ -65,15 +66,17 @@ pub unsafe fn register(cf: *mut ngx_conf_t, uscf: *mut ngx_http_upstream_srv_con
     true
 }
 
-/// `postconfiguration`: wraps each registered upstream's `peer.init`. By
-/// now the upstream module's init_main_conf has run every `init_upstream`
-/// (keepalive's included), so `peer.init` is final.
+/// `postconfiguration`: gives each registered implicit upstream nginx's
+/// keepalive ([`crate::keepalive`]), then wraps each registered upstream's
+/// `peer.init`. By now the upstream module's init_main_conf has run every
+/// `init_upstream` (keepalive's included), so `peer.init` is final.
 ///
 /// # Safety
 /// Called by nginx with the http block's conf.
 pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     // SAFETY: nginx calls postconfiguration with the http block's ctx.
     let mcf = unsafe { conf_main_conf(cf) };
+    let keepalive = mcf.keepalive;
     // SAFETY: the array holds `Guarded` items.
     for g in unsafe { guarded_mut(mcf) } {
         // SAFETY: uscf was returned by ngx_http_upstream_add and lives
@@ -81,6 +84,11 @@ pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         let uscf = unsafe { &mut *g.uscf };
         if g.init.is_some() {
             continue; // wrapped already
+        }
+        // SAFETY: the http block's conf at postconfiguration; the upstream
+        // module has run uscf's init_upstream.
+        if !unsafe { crate::keepalive::apply(cf, &keepalive, uscf) } {
+            return ERROR;
         }
         g.init = uscf.peer.init;
         uscf.peer.init = Some(init_peer);

@@ -309,7 +309,8 @@ pub static SETTINGS: &[Setting] = &[
         default: Some("75"),
         repeatable: false,
         doc: "How long a worker keeps an idle connection from nginx open for the \
-              next request (nginx's upstream `keepalive`). 0 closes every \
+              next request (nginx's `ferrocorn_keepalive`, or `keepalive` in an \
+              `upstream {}` block). 0 closes every \
               connection after its response. The default outlasts nginx's \
               upstream `keepalive_timeout` (60s), so nginx, not the worker, \
               closes idle connections: a request is never sent on one the \
