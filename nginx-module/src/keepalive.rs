@@ -125,7 +125,7 @@ pub unsafe fn apply(
     // the balancer's init (ours, below) and puts its own in front of it.
     uscf.peer.init_upstream = Some(already_initialised);
     let mut digits = [0u8; 20];
-    let n = format_uint(max_cached, &mut digits);
+    let n = decimal(max_cached, &mut digits);
     let mut argv = [
         ngx_string!("keepalive"),
         ngx_str_t {
@@ -221,15 +221,11 @@ fn command<'a>(module: &'a ngx_module_t, name: &str) -> Option<&'a ngx_command_t
     None
 }
 
-/// `n` in decimal, in `buf`.
-fn format_uint(mut n: ngx_uint_t, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
+/// `n` in decimal, in `buf` (configuration time: std's formatting will do).
+fn decimal(n: ngx_uint_t, buf: &mut [u8; 20]) -> &[u8] {
+    use std::io::Write;
+    let mut rest = &mut buf[..];
+    write!(rest, "{n}").expect("20 bytes hold any 64-bit number");
+    let len = 20 - rest.len();
+    &buf[..len]
 }
