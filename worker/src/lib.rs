@@ -1,14 +1,18 @@
 //! `ferrocorn`: a pre-fork WSGI server for nginx. A master process (no
-//! Python in it) binds the sockets and supervises worker processes; each
-//! worker embeds CPython, imports the app, and serves requests that
-//! nginx's ferrocorn module sends over the Ferrocorn protocol.
+//! app code in it) binds the sockets and supervises worker processes;
+//! each worker runs CPython, imports the app, and serves requests that
+//! nginx's ferrocorn module sends over the Ferrocorn protocol. Built two
+//! ways: the `ferrocorn` binary (embedding libpython), and, through
+//! `python-package/`, an extension module that runs the same command
+//! inside the app's own `python` ([`run_in_python`]).
 //!
 //! # Layout
 //!
 //! - `main.rs`: calls [`cli`]; `lib.rs` (this file): parse the command
 //!   line, call [`supervisor::run`] (or [`ctl::client`] for `ferrocorn
-//!   ctl`), exit. A library so that `cargo bench -p ferrocorn` can drive
-//!   [`hot_path`].
+//!   ctl`), exit ([`main_with_args`], shared by both builds). A library so
+//!   that `python-package/` can call it and `cargo bench -p ferrocorn` can
+//!   drive [`hot_path`].
 //! - [`ctl`]: `ferrocorn ctl`, the control socket's client and protocol.
 //! - [`settings`]: every setting as data (flags, default, validator, doc);
 //!   the parser and `--help` come from that table; `settings_guides` (a
@@ -30,7 +34,9 @@
 //!   (framed, non-blocking socket I/O), `request_body` (the body as a
 //!   stream), `response` and `response_head` (what goes back, and how it
 //!   is encoded), `serve` (the poll loop with keep-alive).
-//! - [`python`]: the embedded interpreter: `interpreter` (start/stop),
+//! - [`python`]: the interpreter: `host` (which CPython serves: the one
+//!   the binary embeds, or the running one of the pip-installed package,
+//!   and whether a virtualenv fits it), `interpreter` (start/stop),
 //!   `app` (`MODULE:APP`), `environ`, `input`, `errors`, `start_response`,
 //!   `file_wrapper`, `wsgi` (calls the app and sends its response),
 //!   `exchange` (the request state shared with Python objects), `hooks`
