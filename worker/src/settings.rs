@@ -1274,38 +1274,13 @@ fn file_values(
     Ok(given)
 }
 
-/// Splits an environment variable into words, shell-like: whitespace
-/// separates, single and double quotes group, backslash escapes.
+/// Splits an environment variable into words as Gunicorn does (Python's
+/// `shlex.split`, POSIX rules, by the `shlex` crate): whitespace
+/// separates, quotes group, a backslash escapes the next character outside
+/// quotes, and inside double quotes only a backslash, a double quote, `$`
+/// or a backquote (`-e "A=C:\dir"` keeps its backslash).
 pub fn split_words(text: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut chars = text.chars();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, c) if c.is_whitespace() => {
-                if let Some(w) = word.take() {
-                    words.push(w);
-                }
-            }
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                word.get_or_insert_with(String::new);
-            }
-            (Some(q), c) if c == q => quote = None,
-            (Some('\''), c) => word.get_or_insert_with(String::new).push(c),
-            (_, '\\') => {
-                let next = chars.next().ok_or("a trailing backslash")?;
-                word.get_or_insert_with(String::new).push(next);
-            }
-            (_, c) => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    if quote.is_some() {
-        return Err("an unclosed quote".into());
-    }
-    words.extend(word);
-    Ok(words)
+    shlex::split(text).ok_or_else(|| "an unclosed quote or a trailing backslash".into())
 }
 
 /// Splits `--flag=value` and `-wVALUE`; a bare flag has no inline value.
@@ -1733,6 +1708,14 @@ mod tests {
             vec!["-w", "4", "--bind", "unix:/a b.sock", "-e", "X=1 2", "a b"]
         );
         assert!(split_words("'open").is_err());
+        // As Python's shlex.split: a backslash inside double quotes stays
+        // unless it escapes one of \\ " $ `.
+        assert_eq!(
+            split_words(r#"-e "A=C:\dir""#).unwrap(),
+            vec!["-e", r"A=C:\dir"]
+        );
+        assert_eq!(split_words(r"-e A=C:\dir").unwrap(), vec!["-e", "A=C:dir"]);
+        assert_eq!(split_words(r#"-e "a\"b""#).unwrap(), vec!["-e", "a\"b"]);
         assert_eq!(split_words("''").unwrap(), vec![""]);
     }
 
