@@ -45,7 +45,8 @@ pub fn fork_with_python(
     })
 }
 
-fn flush_stdio(py: Python<'_>) {
+/// Flushes `sys.stdout` and `sys.stderr` (before a fork or an exit).
+pub(super) fn flush_stdio(py: Python<'_>) {
     let Ok(sys) = py.import("sys") else { return };
     for name in ["stdout", "stderr"] {
         if let Ok(stream) = sys.getattr(name) {

@@ -168,15 +168,15 @@ pub fn venv_version(venv: &Path) -> Result<PythonVersion, String> {
     })
 }
 
+/// Whether `venv` is the running Python's own prefix (the Python
+/// package, run from the venv it is installed in): nothing to add.
+pub fn is_running_prefix(venv: &Path) -> bool {
+    running().is_some_and(|r| same_dir(venv, &r.prefix))
+}
+
 /// Refuses a virtualenv made by another Python than the one serving the
-/// app, with the fix. A venv that is the running Python's own prefix
-/// always fits.
+/// app, with the fix.
 pub fn check_virtualenv(venv: &Path) -> Result<(), String> {
-    if let Some(r) = running() {
-        if same_dir(venv, &r.prefix) {
-            return Ok(());
-        }
-    }
     let made_by = venv_version(venv)?;
     let serving = version();
     if made_by == serving {

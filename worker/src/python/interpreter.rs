@@ -61,10 +61,10 @@ fn c_string(bytes: &[u8]) -> Result<CString, String> {
 /// the GIL released.
 pub fn initialize(virtualenv: Option<&Path>, pythonpath: &[PathBuf]) -> Result<(), String> {
     if let Some(running) = host::running() {
+        // A venv here is another one of the same version (settle_virtualenv
+        // dropped the running Python's own).
         return Python::attach(|py| {
-            if let Some(venv) =
-                virtualenv.filter(|v| v.canonicalize().ok() != running.prefix.canonicalize().ok())
-            {
+            if let Some(venv) = virtualenv {
                 add_site_dir(py, &host::site_packages(venv, running.version))?;
             }
             extend_sys_path(py, pythonpath)
@@ -186,26 +186,19 @@ pub fn finalize() {
 /// `threading._shutdown()` (non-daemon threads joined), the atexit
 /// handlers, then stdout and stderr flushed.
 fn run_exit_steps(py: Python<'_>) {
-    let steps: [(&str, &str); 2] = [("threading", "_shutdown"), ("atexit", "_run_exitfuncs")];
-    for (module, function) in steps {
-        // threading's shutdown only matters once the module is imported.
-        let imported = py
-            .import("sys")
-            .and_then(|sys| sys.getattr("modules"))
-            .and_then(|m| m.contains(module))
-            .unwrap_or(false);
-        if !imported && module == "threading" {
-            continue;
-        }
+    // No thread can exist unless threading was imported.
+    let threading_imported = py
+        .import("sys")
+        .and_then(|sys| sys.getattr("modules")?.contains("threading"))
+        .unwrap_or(false);
+    let call = |module: &str, function: &str| {
         if let Err(e) = py.import(module).and_then(|m| m.call_method0(function)) {
             warning!("{module}.{function}() failed at worker exit: {e}");
         }
+    };
+    if threading_imported {
+        call("threading", "_shutdown");
     }
-    if let Ok(sys) = py.import("sys") {
-        for name in ["stdout", "stderr"] {
-            if let Ok(stream) = sys.getattr(name) {
-                let _ = stream.call_method0("flush");
-            }
-        }
-    }
+    call("atexit", "_run_exitfuncs");
+    super::fork::flush_stdio(py);
 }

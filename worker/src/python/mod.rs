@@ -180,14 +180,11 @@ pub fn settle_virtualenv(settings: &mut Settings) -> Result<(), String> {
     let Some(venv) = settings.virtualenv.as_deref() else {
         return Ok(());
     };
-    host::check_virtualenv(venv)?;
-    if let Some(running) = host::running() {
-        let own = venv.canonicalize().ok() == running.prefix.canonicalize().ok();
-        if own {
-            settings.virtualenv = None;
-        }
+    if host::is_running_prefix(venv) {
+        settings.virtualenv = None;
+        return Ok(());
     }
-    Ok(())
+    host::check_virtualenv(venv)
 }
 
 /// `--reload`: an app that does not import is logged and replaced by one
